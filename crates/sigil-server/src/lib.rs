@@ -1,0 +1,1 @@
+//! gRPC services, HTTP endpoints and leader forwarding.

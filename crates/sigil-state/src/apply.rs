@@ -1,0 +1,173 @@
+//! One `apply_<command>` per replicated command. Each either changes the state and marks what it
+//! touched, or changes nothing and returns a [`Rejection`].
+
+use sigil_keyring::{KeyState, RootKey};
+use sigil_types::{
+    AllocStatus, Command, CommandResponse, NodeId, PlanEntry, PlanOutcome, Rejection,
+    RejectionKind,
+};
+
+use crate::state::{PlanRecord, job_key};
+use crate::{RecordKey, SigilState};
+
+/// Where an entry sits in the log: the state machine needs the index for results and the
+/// proposing leader's term and id to check who signed a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryPosition {
+    /// The entry's log index.
+    pub index: u64,
+    /// The term of the leader that proposed it.
+    pub term: u64,
+    /// The leader that proposed it.
+    pub leader: NodeId,
+}
+
+impl SigilState {
+    /// Applies one command. Deterministic: the same state and entry give the same result on
+    /// every server.
+    pub fn apply(&mut self, at: EntryPosition, command: &Command) -> CommandResponse {
+        let result = match command {
+            Command::InitKeyring { key } => self.apply_init_keyring(key),
+            Command::RotateKey { key } => self.apply_rotate_key(key),
+            Command::PromoteKey { key_id } => self.apply_keyring_change(|k| {
+                k.promote(*key_id).map(|_| CommandResponse::Applied)
+            }),
+            Command::RemoveKey { key_id, force } => {
+                let in_use = self.live_allocs_signed_by(*key_id) > 0;
+                self.apply_keyring_change(|k| {
+                    k.remove(*key_id, *force, in_use).map(|_| CommandResponse::Applied)
+                })
+            }
+            Command::ApplyPlan(entry) => self.apply_plan(at, entry),
+        };
+        result.unwrap_or_else(CommandResponse::Rejected)
+    }
+
+    fn apply_init_keyring(&mut self, key: &RootKey) -> Result<CommandResponse, Rejection> {
+        if let Some(active) = self.keyring.active() {
+            let message = format!("the keyring already has active key {}", active.meta.key_id);
+            return Err(Rejection::new(RejectionKind::Aborted, message));
+        }
+        self.apply_rotate_key(key)
+    }
+
+    fn apply_rotate_key(&mut self, key: &RootKey) -> Result<CommandResponse, Rejection> {
+        let meta = key.meta.clone();
+        match meta.state {
+            KeyState::Active => {
+                self.apply_keyring_change(|keyring| keyring.insert_active(key.clone()))?;
+            }
+            KeyState::Prepublished => {
+                self.apply_keyring_change(|keyring| keyring.insert_prepublished(key.clone()))?;
+            }
+            state => {
+                let message = format!("a new key must be active or prepublished, not {state}");
+                return Err(Rejection::new(RejectionKind::FailedPrecondition, message));
+            }
+        }
+        Ok(CommandResponse::Key(meta))
+    }
+
+    fn apply_keyring_change<T>(
+        &mut self,
+        change: impl FnOnce(&mut sigil_keyring::Keyring) -> Result<T, sigil_keyring::KeyringError>,
+    ) -> Result<T, Rejection> {
+        // Change a copy so that a refused change leaves the keyring exactly as it was.
+        let mut keyring = self.keyring.clone();
+        let out = change(&mut keyring).map_err(keyring_rejection)?;
+        self.keyring = keyring;
+        self.dirty.insert(RecordKey::Keyring);
+        Ok(out)
+    }
+
+    fn apply_plan(
+        &mut self,
+        at: EntryPosition,
+        entry: &PlanEntry,
+    ) -> Result<CommandResponse, Rejection> {
+        if let Some(outcome) = self.plan_outcome(&entry.plan_id) {
+            return Ok(CommandResponse::Plan(Box::new(outcome)));
+        }
+        self.check_plan(at, entry)?;
+
+        let job_key = job_key(&entry.job.namespace, &entry.job.id);
+        self.jobs.insert(job_key.clone(), entry.job.clone());
+        self.dirty.insert(RecordKey::Job(job_key));
+        for id in &entry.stop {
+            if let Some(alloc) = self.allocs.get_mut(id) {
+                alloc.status = AllocStatus::Stopped;
+                self.dirty.insert(RecordKey::Alloc(*id));
+            }
+        }
+        for alloc in &entry.allocations {
+            self.allocs.insert(alloc.id, alloc.clone());
+            self.dirty.insert(RecordKey::Alloc(alloc.id));
+        }
+        let record = PlanRecord {
+            placed: entry.allocations.iter().map(|a| a.id).collect(),
+            stopped: entry.stop.clone(),
+            log_index: at.index,
+        };
+        self.plans.insert(entry.plan_id.clone(), record);
+        self.dirty.insert(RecordKey::Plan(entry.plan_id.clone()));
+
+        Ok(CommandResponse::Plan(Box::new(PlanOutcome {
+            plan_id: entry.plan_id.clone(),
+            allocations: entry.allocations.clone(),
+            stopped: entry.stop.clone(),
+            log_index: at.index,
+            replayed: false,
+        })))
+    }
+
+    /// The checks that make a plan entry safe to apply; none of them changes anything.
+    fn check_plan(&self, at: EntryPosition, entry: &PlanEntry) -> Result<(), Rejection> {
+        // Tokens may only enter the state through an entry their signer proposed in the term
+        // it signed in (guarantee 1): a replayed or relayed entry carrying another leader's
+        // tokens is refused.
+        if (entry.term, entry.signer) != (at.term, at.leader) {
+            let message = format!(
+                "plan {} was signed by node {} in term {} but proposed by node {} in term {}",
+                entry.plan_id, entry.signer, entry.term, at.leader, at.term
+            );
+            return Err(Rejection::new(RejectionKind::Aborted, message));
+        }
+        for alloc in &entry.allocations {
+            for identity in &alloc.identities {
+                let signs = self.keyring.get(&identity.key_id).map(|k| k.meta.state.in_jwks());
+                if signs != Some(true) {
+                    let message = format!(
+                        "key {} that signed plan {} is no longer published; resubmit the plan",
+                        identity.key_id, entry.plan_id
+                    );
+                    return Err(Rejection::new(RejectionKind::Aborted, message));
+                }
+            }
+        }
+        for id in &entry.stop {
+            let Some(alloc) = self.allocs.get(id) else {
+                let message = format!("allocation {id} to stop does not exist");
+                return Err(Rejection::new(RejectionKind::NotFound, message));
+            };
+            if (alloc.namespace.as_str(), alloc.job_id.as_str())
+                != (entry.job.namespace.as_str(), entry.job.id.as_str())
+            {
+                let message = format!(
+                    "allocation {id} belongs to job {}/{}, not to the plan's job {}/{}",
+                    alloc.namespace, alloc.job_id, entry.job.namespace, entry.job.id
+                );
+                return Err(Rejection::new(RejectionKind::FailedPrecondition, message));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn keyring_rejection(err: sigil_keyring::KeyringError) -> Rejection {
+    use sigil_keyring::KeyringError as E;
+    let kind = match &err {
+        E::NotFound { .. } => RejectionKind::NotFound,
+        _ => RejectionKind::FailedPrecondition,
+    };
+    Rejection::new(kind, err.to_string())
+}

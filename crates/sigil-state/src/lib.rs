@@ -1,0 +1,18 @@
+//! Sigil's deterministic state machine: the keyring, jobs, allocations with their identities,
+//! and the results of applied plans.
+//!
+//! [`SigilState::apply`] is the only way state changes. It reads no clock, draws no randomness
+//! and does no I/O: time, ids and signatures arrive inside the [`Command`], so every server that
+//! applies the same log reaches the same state. The Raft layer persists the records that an
+//! apply touched ([`SigilState::take_dirty`]) in the same atomic batch as `last_applied`.
+//!
+//! [`Command`]: sigil_types::Command
+
+mod apply;
+
+pub use apply::EntryPosition;
+mod records;
+mod state;
+
+pub use records::{RecordKey, RecordError};
+pub use state::SigilState;

@@ -1,0 +1,84 @@
+//! The state itself and its read accessors; the apply functions live in `apply.rs`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use sigil_keyring::{KeyId, Keyring};
+use sigil_types::{AllocId, Allocation, Job, PlanId, PlanOutcome};
+
+use crate::RecordKey;
+
+/// Everything Sigil replicates, as of some applied log index.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SigilState {
+    pub(crate) keyring: Keyring,
+    /// Jobs by `<namespace>/<job id>` (namespaces cannot contain '/').
+    pub(crate) jobs: BTreeMap<String, Job>,
+    pub(crate) allocs: BTreeMap<AllocId, Allocation>,
+    pub(crate) plans: BTreeMap<PlanId, PlanRecord>,
+    /// Records changed since the last [`SigilState::take_dirty`]; never persisted itself.
+    #[serde(skip)]
+    pub(crate) dirty: BTreeSet<RecordKey>,
+}
+
+/// What is remembered of an applied plan, to answer its retries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanRecord {
+    /// The allocations it placed.
+    pub placed: Vec<AllocId>,
+    /// The allocations it stopped.
+    pub stopped: Vec<AllocId>,
+    /// The log index that applied it.
+    pub log_index: u64,
+}
+
+impl SigilState {
+    /// The replicated keyring (wrapped keys and their states).
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
+    /// An allocation by id.
+    pub fn alloc(&self, id: &AllocId) -> Option<&Allocation> {
+        self.allocs.get(id)
+    }
+
+    /// All allocations, by id.
+    pub fn allocs(&self) -> impl Iterator<Item = &Allocation> {
+        self.allocs.values()
+    }
+
+    /// A job by namespace and id.
+    pub fn job(&self, namespace: &str, id: &str) -> Option<&Job> {
+        self.jobs.get(&job_key(namespace, id))
+    }
+
+    /// The stored result of a plan applied earlier, marked as a replay.
+    pub fn plan_outcome(&self, plan_id: &PlanId) -> Option<PlanOutcome> {
+        let record = self.plans.get(plan_id)?;
+        let allocations =
+            record.placed.iter().filter_map(|id| self.allocs.get(id)).cloned().collect();
+        Some(PlanOutcome {
+            plan_id: plan_id.clone(),
+            allocations,
+            stopped: record.stopped.clone(),
+            log_index: record.log_index,
+            replayed: true,
+        })
+    }
+
+    /// How many live allocations carry plan-time tokens signed by `key_id`; such a key may not
+    /// be removed without force, or their tokens would stop verifying (guarantee 3).
+    pub fn live_allocs_signed_by(&self, key_id: KeyId) -> usize {
+        self.allocs.values().filter(|a| a.is_live() && a.signing_key_id == key_id).count()
+    }
+
+    /// The records changed since the last call, for the store to persist with `last_applied`.
+    pub fn take_dirty(&mut self) -> BTreeSet<RecordKey> {
+        std::mem::take(&mut self.dirty)
+    }
+}
+
+pub(crate) fn job_key(namespace: &str, id: &str) -> String {
+    format!("{namespace}/{id}")
+}

@@ -1,0 +1,1 @@
+//! Cluster fixtures for Sigil's tests.
