@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let files = [root.join("sigil/v1/sigil.proto"), root.join("sigil/v1/raft.proto")];
+    let files = [
+        root.join("sigil/v1/sigil.proto"),
+        root.join("sigil/v1/raft.proto"),
+    ];
     for file in &files {
         println!("cargo:rerun-if-changed={}", file.display());
     }

@@ -12,7 +12,10 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
 
 pub(crate) fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> io::Result<T> {
     serde_json::from_slice(bytes).map_err(|e| {
-        io::Error::new(io::ErrorKind::InvalidData, format!("cannot decode {what}: {e}"))
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("cannot decode {what}: {e}"),
+        )
     })
 }
 

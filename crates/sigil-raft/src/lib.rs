@@ -21,5 +21,9 @@ pub type Raft = openraft::Raft<sigil_types::TypeConfig, StateMachineStore>;
 
 /// Opens (or creates) the sled database that holds one server's log and state.
 pub fn open_db(path: &std::path::Path) -> std::io::Result<sled::Db> {
-    sled::Config::new().path(path).mode(sled::Mode::HighThroughput).open().map_err(codec::io_err)
+    sled::Config::new()
+        .path(path)
+        .mode(sled::Mode::HighThroughput)
+        .open()
+        .map_err(codec::io_err)
 }

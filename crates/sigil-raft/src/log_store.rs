@@ -8,8 +8,8 @@ use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
 
-use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::OptionalSend;
+use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use sigil_types::TypeConfig;
 
 use crate::codec::{decode, encode, index_key, io_err, key_index};
@@ -99,7 +99,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn get_log_state(&mut self) -> io::Result<LogState<TypeConfig>> {
         let last_purged_log_id: Option<SigilLogId> = self.read_meta(LAST_PURGED)?;
         let last_log_id = self.last_entry_log_id()?.or_else(|| last_purged_log_id);
-        Ok(LogState { last_purged_log_id, last_log_id })
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id,
+        })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -113,7 +116,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_committed(&mut self, committed: Option<SigilLogId>) -> io::Result<()> {
         // Not flushed: losing it only means re-applying from the last persisted apply point.
-        self.meta.insert(COMMITTED, encode(&committed)?).map_err(io_err)?;
+        self.meta
+            .insert(COMMITTED, encode(&committed)?)
+            .map_err(io_err)?;
         Ok(())
     }
 

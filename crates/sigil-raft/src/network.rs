@@ -10,15 +10,13 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use openraft::errors::{
-    NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable,
-};
+use openraft::OptionalSend;
+use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{Backoff, RPCOption, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
     TransferLeaderResponse, VoteRequest, VoteResponse,
 };
-use openraft::OptionalSend;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sigil_proto::raft::raft_service_client::RaftServiceClient;
@@ -72,7 +70,10 @@ pub struct LinkFilter(Arc<RwLock<BTreeSet<NodeId>>>);
 impl LinkFilter {
     /// Cuts the link to and from `peer`.
     pub fn block(&self, peer: NodeId) {
-        self.0.write().unwrap_or_else(|p| p.into_inner()).insert(peer);
+        self.0
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(peer);
     }
 
     /// Restores every link.
@@ -82,7 +83,10 @@ impl LinkFilter {
 
     /// Whether the link to `peer` is cut.
     pub fn is_blocked(&self, peer: NodeId) -> bool {
-        self.0.read().unwrap_or_else(|p| p.into_inner()).contains(&peer)
+        self.0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&peer)
     }
 
     /// Whether any link is cut (a server with cut links refuses to forward, too).
@@ -102,7 +106,11 @@ pub struct Network {
 impl Network {
     /// The network of server `id`.
     pub fn new(id: NodeId, channels: PeerChannels, filter: LinkFilter) -> Self {
-        Self { id, channels, filter }
+        Self {
+            id,
+            channels,
+            filter,
+        }
     }
 }
 
@@ -180,7 +188,10 @@ impl RaftNetworkV2<TypeConfig> for Connection {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.call(&rpc, &option, |mut c, r| async move { c.append_entries(r).await }).await
+        self.call(&rpc, &option, |mut c, r| async move {
+            c.append_entries(r).await
+        })
+        .await
     }
 
     async fn vote(
@@ -188,7 +199,8 @@ impl RaftNetworkV2<TypeConfig> for Connection {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.call(&rpc, &option, |mut c, r| async move { c.vote(r).await }).await
+        self.call(&rpc, &option, |mut c, r| async move { c.vote(r).await })
+            .await
     }
 
     async fn pre_vote(
@@ -196,7 +208,8 @@ impl RaftNetworkV2<TypeConfig> for Connection {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.call(&rpc, &option, |mut c, r| async move { c.pre_vote(r).await }).await
+        self.call(&rpc, &option, |mut c, r| async move { c.pre_vote(r).await })
+            .await
     }
 
     async fn full_snapshot(
@@ -209,10 +222,17 @@ impl RaftNetworkV2<TypeConfig> for Connection {
         let mut client = self.client().map_err(rpc_to_streaming_error)?;
         let meta_json = encode(&(&vote, &snapshot.meta))
             .map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
-        let mut chunks = vec![SnapshotChunk { chunk: Some(snapshot_chunk::Chunk::MetaJson(meta_json)) }];
-        chunks.extend(snapshot.snapshot.chunks(SNAPSHOT_CHUNK).map(|data| SnapshotChunk {
-            chunk: Some(snapshot_chunk::Chunk::Data(data.to_vec())),
-        }));
+        let mut chunks = vec![SnapshotChunk {
+            chunk: Some(snapshot_chunk::Chunk::MetaJson(meta_json)),
+        }];
+        chunks.extend(
+            snapshot
+                .snapshot
+                .chunks(SNAPSHOT_CHUNK)
+                .map(|data| SnapshotChunk {
+                    chunk: Some(snapshot_chunk::Chunk::Data(data.to_vec())),
+                }),
+        );
         let request = self.request(tokio_stream::iter(chunks), option.hard_ttl());
         let response = client
             .install_snapshot(request)
@@ -227,7 +247,10 @@ impl RaftNetworkV2<TypeConfig> for Connection {
         req: TransferLeaderRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.call(&req, &option, |mut c, r| async move { c.transfer_leader(r).await }).await
+        self.call(&req, &option, |mut c, r| async move {
+            c.transfer_leader(r).await
+        })
+        .await
     }
 
     fn backoff(&self) -> Option<Backoff> {

@@ -87,11 +87,15 @@ impl RaftService for RaftTransport {
     ) -> Result<Response<RaftPayload>, Status> {
         self.admit(&req)?;
         let mut chunks = req.into_inner();
-        let Some(snapshot_chunk::Chunk::MetaJson(meta)) = chunks.next().await.transpose()?.and_then(|c| c.chunk) else {
-            return Err(Status::invalid_argument("a snapshot must start with its metadata"));
+        let Some(snapshot_chunk::Chunk::MetaJson(meta)) =
+            chunks.next().await.transpose()?.and_then(|c| c.chunk)
+        else {
+            return Err(Status::invalid_argument(
+                "a snapshot must start with its metadata",
+            ));
         };
-        let (vote, meta): (SigilVote, SigilSnapshotMeta) = decode("snapshot meta", &meta)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let (vote, meta): (SigilVote, SigilSnapshotMeta) =
+            decode("snapshot meta", &meta).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let mut data = Vec::new();
         while let Some(chunk) = chunks.next().await.transpose()? {
             match chunk.chunk {
@@ -99,7 +103,10 @@ impl RaftService for RaftTransport {
                 _ => return Err(Status::invalid_argument("snapshot metadata sent twice")),
             }
         }
-        let snapshot = openraft::storage::Snapshot { meta, snapshot: data };
+        let snapshot = openraft::storage::Snapshot {
+            meta,
+            snapshot: data,
+        };
         reply(self.raft.install_full_snapshot(vote, snapshot).await)
     }
 
@@ -123,6 +130,8 @@ impl RaftService for RaftTransport {
             .ensure_linearizable(ReadPolicy::ReadIndex)
             .await
             .map_err(|e| Status::unavailable(format!("not the leader: {e}")))?;
-        Ok(Response::new(ReadIndexResponse { index: read.log_id().index }))
+        Ok(Response::new(ReadIndexResponse {
+            index: read.log_id().index,
+        }))
     }
 }

@@ -51,11 +51,15 @@ pub struct SharedState(Arc<RwLock<AppliedState>>);
 impl SharedState {
     /// Locks the state for reading. Hold the guard briefly and never across an `.await`.
     pub fn read(&self) -> RwLockReadGuard<'_, AppliedState> {
-        self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, AppliedState> {
-        self.0.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -78,7 +82,13 @@ impl StateMachineStore {
         let applied = load(&tree)?;
         observer.keyring_changed(applied.state.keyring());
         let shared = SharedState(Arc::new(RwLock::new(applied)));
-        Ok(Self { db: db.clone(), tree, snapshots, shared, observer })
+        Ok(Self {
+            db: db.clone(),
+            tree,
+            snapshots,
+            shared,
+            observer,
+        })
     }
 
     /// The state shared with readers.
@@ -103,8 +113,7 @@ impl StateMachineStore {
                     applied.state.apply(at, command)
                 }
                 EntryPayload::Membership(membership) => {
-                    applied.membership =
-                        StoredMembership::new(Some(log_id), membership.clone());
+                    applied.membership = StoredMembership::new(Some(log_id), membership.clone());
                     CommandResponse::Applied
                 }
             };
@@ -134,8 +143,15 @@ impl StateMachineStore {
         let Some(meta) = self.snapshots.get(SNAPSHOT_META).map_err(io_err)? else {
             return Ok(None);
         };
-        let data = self.snapshots.get(SNAPSHOT_DATA).map_err(io_err)?.unwrap_or_default();
-        Ok(Some(SigilSnapshot { meta: decode("snapshot meta", &meta)?, snapshot: data.to_vec() }))
+        let data = self
+            .snapshots
+            .get(SNAPSHOT_DATA)
+            .map_err(io_err)?
+            .unwrap_or_default();
+        Ok(Some(SigilSnapshot {
+            meta: decode("snapshot meta", &meta)?,
+            snapshot: data.to_vec(),
+        }))
     }
 
     async fn save_snapshot(&self, meta: &SigilSnapshotMeta, data: &[u8]) -> io::Result<()> {
@@ -164,7 +180,10 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
         };
         self.save_snapshot(&meta, &data).await?;
         tracing::info!(last_log_id = ?meta.last_log_id, bytes = data.len(), "built snapshot");
-        Ok(SigilSnapshot { meta, snapshot: data })
+        Ok(SigilSnapshot {
+            meta,
+            snapshot: data,
+        })
     }
 }
 
@@ -200,7 +219,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         self.clone()
     }
 
-    async fn install_snapshot(&mut self, meta: &SigilSnapshotMeta, data: Vec<u8>) -> io::Result<()> {
+    async fn install_snapshot(
+        &mut self,
+        meta: &SigilSnapshotMeta,
+        data: Vec<u8>,
+    ) -> io::Result<()> {
         let state: SigilState = decode("snapshot", &data)?;
 
         // Replace every record in one batch: a crash leaves either the old state or the new.

@@ -34,5 +34,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> fo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sled_stores_pass_openraft_storage_suite() {
-    Suite::test_all(SledBuilder).await.expect("every storage suite case passes");
+    Suite::test_all(SledBuilder)
+        .await
+        .expect("every storage suite case passes");
 }

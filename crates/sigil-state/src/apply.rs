@@ -4,7 +4,7 @@
 use sigil_keyring::{KeyState, RootKey};
 use sigil_types::{
     AllocStatus, Command, CommandResponse, NodeId, PlanEntry, PlanOutcome, Rejection,
-    RejectionKind,
+    RejectionKind, RenewEntry,
 };
 
 use crate::state::{PlanRecord, job_key};
@@ -29,16 +29,18 @@ impl SigilState {
         let result = match command {
             Command::InitKeyring { key } => self.apply_init_keyring(key),
             Command::RotateKey { key } => self.apply_rotate_key(key),
-            Command::PromoteKey { key_id } => self.apply_keyring_change(|k| {
-                k.promote(*key_id).map(|_| CommandResponse::Applied)
-            }),
+            Command::PromoteKey { key_id } => {
+                self.apply_keyring_change(|k| k.promote(*key_id).map(|_| CommandResponse::Applied))
+            }
             Command::RemoveKey { key_id, force } => {
                 let in_use = self.live_allocs_signed_by(*key_id) > 0;
                 self.apply_keyring_change(|k| {
-                    k.remove(*key_id, *force, in_use).map(|_| CommandResponse::Applied)
+                    k.remove(*key_id, *force, in_use)
+                        .map(|_| CommandResponse::Applied)
                 })
             }
             Command::ApplyPlan(entry) => self.apply_plan(at, entry),
+            Command::RenewIdentity(entry) => self.apply_renew_identity(at, entry),
         };
         result.unwrap_or_else(CommandResponse::Rejected)
     }
@@ -120,21 +122,49 @@ impl SigilState {
         })))
     }
 
+    fn apply_renew_identity(
+        &mut self,
+        at: EntryPosition,
+        entry: &RenewEntry,
+    ) -> Result<CommandResponse, Rejection> {
+        check_signer(at, entry.signer, entry.term, "identity renewal")?;
+        let Some(alloc) = self.allocs.get_mut(&entry.alloc_id) else {
+            let message = format!("allocation {} does not exist", entry.alloc_id);
+            return Err(Rejection::new(RejectionKind::NotFound, message));
+        };
+        if !alloc.is_live() {
+            let message = format!("allocation {} is stopped", entry.alloc_id);
+            return Err(Rejection::new(RejectionKind::FailedPrecondition, message));
+        }
+        let new = &entry.identity;
+        let slot = alloc
+            .identities
+            .iter_mut()
+            .find(|i| i.workload == new.workload && i.identity == new.identity);
+        let Some(slot) = slot else {
+            let message = format!(
+                "allocation {} has no identity {:?} for {} {:?}",
+                entry.alloc_id,
+                new.identity,
+                new.workload.kind(),
+                new.workload.name()
+            );
+            return Err(Rejection::new(RejectionKind::NotFound, message));
+        };
+        *slot = new.clone();
+        self.dirty.insert(RecordKey::Alloc(entry.alloc_id));
+        Ok(CommandResponse::Applied)
+    }
+
     /// The checks that make a plan entry safe to apply; none of them changes anything.
     fn check_plan(&self, at: EntryPosition, entry: &PlanEntry) -> Result<(), Rejection> {
-        // Tokens may only enter the state through an entry their signer proposed in the term
-        // it signed in (guarantee 1): a replayed or relayed entry carrying another leader's
-        // tokens is refused.
-        if (entry.term, entry.signer) != (at.term, at.leader) {
-            let message = format!(
-                "plan {} was signed by node {} in term {} but proposed by node {} in term {}",
-                entry.plan_id, entry.signer, entry.term, at.leader, at.term
-            );
-            return Err(Rejection::new(RejectionKind::Aborted, message));
-        }
+        check_signer(at, entry.signer, entry.term, "plan")?;
         for alloc in &entry.allocations {
             for identity in &alloc.identities {
-                let signs = self.keyring.get(&identity.key_id).map(|k| k.meta.state.in_jwks());
+                let signs = self
+                    .keyring
+                    .get(&identity.key_id)
+                    .map(|k| k.meta.state.in_jwks());
                 if signs != Some(true) {
                     let message = format!(
                         "key {} that signed plan {} is no longer published; resubmit the plan",
@@ -161,6 +191,19 @@ impl SigilState {
         }
         Ok(())
     }
+}
+
+/// Tokens may only enter the state through an entry their signer proposed in the term it signed
+/// in (guarantee 1): a replayed or relayed entry carrying another leader's tokens is refused.
+fn check_signer(at: EntryPosition, signer: NodeId, term: u64, what: &str) -> Result<(), Rejection> {
+    if (term, signer) == (at.term, at.leader) {
+        return Ok(());
+    }
+    let message = format!(
+        "{what} was signed by node {signer} in term {term} but proposed by node {} in term {}",
+        at.leader, at.term
+    );
+    Err(Rejection::new(RejectionKind::Aborted, message))
 }
 
 fn keyring_rejection(err: sigil_keyring::KeyringError) -> Rejection {

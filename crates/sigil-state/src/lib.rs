@@ -14,5 +14,5 @@ pub use apply::EntryPosition;
 mod records;
 mod state;
 
-pub use records::{RecordKey, RecordError};
+pub use records::{RecordError, RecordKey};
 pub use state::SigilState;

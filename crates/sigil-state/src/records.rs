@@ -71,11 +71,17 @@ impl SigilState {
     ) -> Result<Self, RecordError> {
         let mut state = Self::default();
         for (key, value) in records {
-            let corrupt = |source| RecordError::Corrupt { key: key.to_owned(), source };
+            let corrupt = |source| RecordError::Corrupt {
+                key: key.to_owned(),
+                source,
+            };
             if key == KEYRING {
                 state.keyring = serde_json::from_slice(value).map_err(corrupt)?;
             } else if let Some(k) = key.strip_prefix(JOB) {
-                state.jobs.insert(k.to_owned(), serde_json::from_slice(value).map_err(corrupt)?);
+                state.jobs.insert(
+                    k.to_owned(),
+                    serde_json::from_slice(value).map_err(corrupt)?,
+                );
             } else if key.starts_with(ALLOC) {
                 let alloc: sigil_types::Allocation =
                     serde_json::from_slice(value).map_err(corrupt)?;

@@ -56,8 +56,12 @@ impl SigilState {
     /// The stored result of a plan applied earlier, marked as a replay.
     pub fn plan_outcome(&self, plan_id: &PlanId) -> Option<PlanOutcome> {
         let record = self.plans.get(plan_id)?;
-        let allocations =
-            record.placed.iter().filter_map(|id| self.allocs.get(id)).cloned().collect();
+        let allocations = record
+            .placed
+            .iter()
+            .filter_map(|id| self.allocs.get(id))
+            .cloned()
+            .collect();
         Some(PlanOutcome {
             plan_id: plan_id.clone(),
             allocations,
@@ -70,7 +74,10 @@ impl SigilState {
     /// How many live allocations carry plan-time tokens signed by `key_id`; such a key may not
     /// be removed without force, or their tokens would stop verifying (guarantee 3).
     pub fn live_allocs_signed_by(&self, key_id: KeyId) -> usize {
-        self.allocs.values().filter(|a| a.is_live() && a.signing_key_id == key_id).count()
+        self.allocs
+            .values()
+            .filter(|a| a.is_live() && a.signing_key_id == key_id)
+            .count()
     }
 
     /// The records changed since the last call, for the store to persist with `last_applied`.

@@ -10,7 +10,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use sigil_keyring::{KeyId, RootKey, RootKeyMeta};
 
-use crate::{AllocId, Allocation, Job, NodeId, PlanId};
+use crate::{AllocId, Allocation, IssuedIdentity, Job, NodeId, PlanId};
 
 /// One replicated state change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +41,21 @@ pub enum Command {
     },
     /// A plan, its allocations and their signed identities.
     ApplyPlan(Box<PlanEntry>),
+    /// A renewed identity of a live allocation, replacing the one of the same workload and name.
+    RenewIdentity(Box<RenewEntry>),
+}
+
+/// The payload of [`Command::RenewIdentity`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenewEntry {
+    /// The allocation.
+    pub alloc_id: AllocId,
+    /// The new token.
+    pub identity: IssuedIdentity,
+    /// The leader that signed it.
+    pub signer: NodeId,
+    /// The term it signed in; as for plans, it applies only if proposed in that term.
+    pub term: u64,
 }
 
 /// The payload of [`Command::ApplyPlan`].
@@ -114,7 +129,10 @@ pub enum RejectionKind {
 impl Rejection {
     /// A rejection of the given kind.
     pub fn new(kind: RejectionKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into() }
+        Self {
+            kind,
+            message: message.into(),
+        }
     }
 }
 
@@ -127,6 +145,13 @@ impl fmt::Display for Command {
             }
             Self::PromoteKey { key_id } => write!(f, "PromoteKey({key_id})"),
             Self::RemoveKey { key_id, force } => write!(f, "RemoveKey({key_id}, force={force})"),
+            Self::RenewIdentity(renew) => write!(
+                f,
+                "RenewIdentity({}, {}/{})",
+                renew.alloc_id,
+                renew.identity.workload.name(),
+                renew.identity.identity
+            ),
             Self::ApplyPlan(plan) => write!(
                 f,
                 "ApplyPlan({}, {} allocs, {} stops)",

@@ -10,9 +10,11 @@ mod plan;
 mod raft;
 
 pub use alloc::{AllocId, AllocStatus, Allocation, IssuedIdentity, Workload};
-pub use command::{Command, CommandResponse, PlanEntry, PlanOutcome, Rejection, RejectionKind};
+pub use command::{
+    Command, CommandResponse, PlanEntry, PlanOutcome, Rejection, RejectionKind, RenewEntry,
+};
 pub use plan::{
-    ConsulBlock, IdentityBlock, Job, Placement, Plan, PlanId, Service, Task, TaskGroup,
-    ValidationError, VaultBlock, DEFAULT_IDENTITY, MAX_IDENTITIES_PER_PLAN, workload_identities,
+    ConsulBlock, DEFAULT_IDENTITY, IdentityBlock, Job, MAX_IDENTITIES_PER_PLAN, Placement, Plan,
+    PlanId, Service, Task, TaskGroup, ValidationError, VaultBlock, workload_identities,
 };
 pub use raft::{LogEntry, NodeId, SigilNode, TypeConfig};

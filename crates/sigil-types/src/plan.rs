@@ -171,7 +171,10 @@ pub struct ValidationError {
 
 impl ValidationError {
     fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self { field: field.into(), reason: reason.into() }
+        Self {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -184,13 +187,19 @@ impl Plan {
         check_plan_id(&self.plan_id.0)?;
         self.job.validate()?;
         if self.place.is_empty() && self.stop.is_empty() {
-            return Err(ValidationError::new("place", "the plan places and stops nothing"));
+            return Err(ValidationError::new(
+                "place",
+                "the plan places and stops nothing",
+            ));
         }
 
         for (i, placement) in self.place.iter().enumerate() {
             let field = format!("place[{i}]");
             if self.job.group(&placement.group).is_none() {
-                let reason = format!("group {:?} is not in job {:?}", placement.group, self.job.id);
+                let reason = format!(
+                    "group {:?} is not in job {:?}",
+                    placement.group, self.job.id
+                );
                 return Err(ValidationError::new(format!("{field}.group"), reason));
             }
             check_name(&format!("{field}.node_id"), &placement.node_id)?;
@@ -199,7 +208,10 @@ impl Plan {
         let mut stops = BTreeSet::new();
         for (i, alloc) in self.stop.iter().enumerate() {
             if !stops.insert(alloc) {
-                return Err(ValidationError::new(format!("stop[{i}]"), "allocation listed twice"));
+                return Err(ValidationError::new(
+                    format!("stop[{i}]"),
+                    "allocation listed twice",
+                ));
             }
         }
 
@@ -242,7 +254,10 @@ impl Job {
             check_name("job.parent_id", parent)?;
         }
         if self.groups.is_empty() {
-            return Err(ValidationError::new("job.groups", "a job needs at least one group"));
+            return Err(ValidationError::new(
+                "job.groups",
+                "a job needs at least one group",
+            ));
         }
         let mut names = BTreeSet::new();
         for (i, group) in self.groups.iter().enumerate() {
@@ -260,9 +275,16 @@ impl Job {
 impl TaskGroup {
     /// How many identities one allocation of this group carries.
     pub fn identity_count(&self) -> usize {
-        let tasks: usize = self.tasks.iter().map(|t| workload_identity_count(&t.identities)).sum();
-        let services: usize =
-            self.services.iter().map(|s| workload_identity_count(&s.identities)).sum();
+        let tasks: usize = self
+            .tasks
+            .iter()
+            .map(|t| workload_identity_count(&t.identities))
+            .sum();
+        let services: usize = self
+            .services
+            .iter()
+            .map(|s| workload_identity_count(&s.identities))
+            .sum();
         tasks + services
     }
 
@@ -299,7 +321,11 @@ impl TaskGroup {
 impl IdentityBlock {
     /// The identity's name, `default` when the block has none.
     pub fn name(&self) -> &str {
-        if self.name.is_empty() { DEFAULT_IDENTITY } else { &self.name }
+        if self.name.is_empty() {
+            DEFAULT_IDENTITY
+        } else {
+            &self.name
+        }
     }
 }
 
@@ -325,7 +351,9 @@ fn check_identities(field: &str, blocks: &[IdentityBlock]) -> Result<(), Validat
         let field = format!("{field}.identities[{i}]");
         let name = block.name();
         let name_ok = name.len() <= MAX_NAME_LEN
-            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !name_ok {
             let reason = format!(
                 "identity name {name:?} must be 1 to {MAX_NAME_LEN} letters, digits, '-' or '_'"
@@ -357,13 +385,14 @@ fn check_identities(field: &str, blocks: &[IdentityBlock]) -> Result<(), Validat
 fn check_plan_id(id: &str) -> Result<(), ValidationError> {
     let ok = !id.is_empty()
         && id.len() <= MAX_NAME_LEN
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
     if ok {
         return Ok(());
     }
-    let reason = format!(
-        "plan id {id:?} must be 1 to {MAX_NAME_LEN} letters, digits, '-', '_', '.' or ':'"
-    );
+    let reason =
+        format!("plan id {id:?} must be 1 to {MAX_NAME_LEN} letters, digits, '-', '_', '.' or ':'");
     Err(ValidationError::new("plan_id", reason))
 }
 
@@ -388,7 +417,10 @@ fn check_name(field: &str, name: &str) -> Result<(), ValidationError> {
         let reason = format!("must be at most {MAX_NAME_LEN} bytes, got {}", name.len());
         return Err(ValidationError::new(field, reason));
     }
-    if let Some(bad) = name.chars().find(|c| *c == ':' || c.is_whitespace() || c.is_control()) {
+    if let Some(bad) = name
+        .chars()
+        .find(|c| *c == ':' || c.is_whitespace() || c.is_control())
+    {
         let reason = format!("{name:?} contains {bad:?}; names may not contain ':' or whitespace");
         return Err(ValidationError::new(field, reason));
     }
@@ -422,7 +454,9 @@ mod tests {
     }
 
     fn field_of(plan: &Plan) -> String {
-        plan.validate().expect_err("the plan must be rejected").field
+        plan.validate()
+            .expect_err("the plan must be rejected")
+            .field
     }
 
     #[test]
@@ -430,7 +464,11 @@ mod tests {
         let plan = plan();
         assert_eq!(plan.validate(), Ok(()), "the fixture plan is valid");
         // nginx: default + vault_default; sidecar: default; service http: default.
-        assert_eq!(plan.identity_count(), 4, "identities per allocation of the group");
+        assert_eq!(
+            plan.identity_count(),
+            4,
+            "identities per allocation of the group"
+        );
     }
 
     #[test]
@@ -443,9 +481,15 @@ mod tests {
     #[test]
     fn a_ttl_on_the_default_identity_is_rejected() {
         let mut plan = plan();
-        let ttl = IdentityBlock { ttl_seconds: 60, ..IdentityBlock::default() };
+        let ttl = IdentityBlock {
+            ttl_seconds: 60,
+            ..IdentityBlock::default()
+        };
         plan.job.groups[0].tasks[1].identities.push(ttl);
-        assert_eq!(field_of(&plan), "job.groups[0].tasks[1].identities[0].ttl_seconds");
+        assert_eq!(
+            field_of(&plan),
+            "job.groups[0].tasks[1].identities[0].ttl_seconds"
+        );
     }
 
     #[test]
@@ -464,7 +508,10 @@ mod tests {
         let mut dup_identity = plan();
         let block = dup_identity.job.groups[0].tasks[0].identities[0].clone();
         dup_identity.job.groups[0].tasks[0].identities.push(block);
-        assert_eq!(field_of(&dup_identity), "job.groups[0].tasks[0].identities[1].name");
+        assert_eq!(
+            field_of(&dup_identity),
+            "job.groups[0].tasks[0].identities[1].name"
+        );
 
         let mut dup_group = plan();
         let group = dup_group.job.groups[0].clone();
@@ -475,8 +522,13 @@ mod tests {
     #[test]
     fn empty_audiences_bad_namespaces_and_empty_plans_are_rejected() {
         let mut aud = plan();
-        aud.job.groups[0].tasks[0].identities[0].aud.push(" ".into());
-        assert_eq!(field_of(&aud), "job.groups[0].tasks[0].identities[0].aud[1]");
+        aud.job.groups[0].tasks[0].identities[0]
+            .aud
+            .push(" ".into());
+        assert_eq!(
+            field_of(&aud),
+            "job.groups[0].tasks[0].identities[0].aud[1]"
+        );
 
         let mut ns = plan();
         ns.job.namespace = "prod/eu".into();
@@ -495,7 +547,10 @@ mod tests {
     fn unknown_fields_in_a_plan_file_are_rejected_by_name() {
         let err = serde_json::from_str::<Plan>(r#"{"plan_id":"p","job":{},"placements":[]}"#)
             .expect_err("unknown field must fail");
-        assert!(err.to_string().contains("placements"), "the error names the field: {err}");
+        assert!(
+            err.to_string().contains("placements"),
+            "the error names the field: {err}"
+        );
     }
 
     #[test]
@@ -504,7 +559,13 @@ mod tests {
         let placement = plan.place[0].clone();
         plan.place = vec![placement; MAX_IDENTITIES_PER_PLAN / 4 + 1];
         let err = plan.validate().expect_err("oversized plan");
-        assert_eq!(err.field, "place", "the limit is reported on the placements");
-        assert!(err.reason.contains("split"), "the error says what to do: {err}");
+        assert_eq!(
+            err.field, "place",
+            "the limit is reported on the placements"
+        );
+        assert!(
+            err.reason.contains("split"),
+            "the error says what to do: {err}"
+        );
     }
 }
