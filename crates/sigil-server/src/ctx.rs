@@ -178,6 +178,7 @@ impl Ctx {
         command: Command,
         deadline: Duration,
     ) -> ServiceResult<(CommandResponse, u64)> {
+        self.check_quorum_contact()?;
         let write = tokio::time::timeout(deadline, self.raft.client_write(command)).await;
         match write {
             Ok(Ok(response)) => Ok((response.data, response.log_id.index)),
@@ -192,6 +193,21 @@ impl Ctx {
             Err(_) => Err(ServiceError::unavailable(
                 "the write did not commit in time; a majority of servers may be unreachable",
             )),
+        }
+    }
+
+    /// A leader that has not heard from a majority for longer than an election timeout has
+    /// probably been deposed on the other side of a partition; it refuses at once instead of
+    /// making the caller wait for a commit that cannot happen.
+    fn check_quorum_contact(&self) -> ServiceResult<()> {
+        let silent_ms = self.raft.metrics().borrow_watched().millis_since_quorum_ack;
+        let limit = self.config.raft.election_timeout_max.as_millis() as u64;
+        match silent_ms {
+            Some(ms) if ms > limit => Err(ServiceError::Unavailable {
+                reason: format!("this leader has not reached a majority for {ms} ms"),
+                leader: None,
+            }),
+            _ => Ok(()),
         }
     }
 
@@ -237,7 +253,10 @@ pub fn caller_deadline<T>(request: &Request<T>) -> Duration {
         .get("grpc-timeout")
         .and_then(|v| v.to_str().ok())
         .and_then(parse_grpc_timeout);
-    parsed.map_or(DEFAULT_DEADLINE, |d| d.min(DEFAULT_DEADLINE * 6))
+    // Answer a little before the caller gives up, so that it hears why rather than a timeout.
+    parsed.map_or(DEFAULT_DEADLINE, |d| {
+        d.min(DEFAULT_DEADLINE * 6).mul_f64(0.8)
+    })
 }
 
 fn parse_grpc_timeout(value: &str) -> Option<Duration> {
