@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use openraft::Instant as _;
 use openraft::ServerState;
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::errors::{ClientWriteError, RaftError};
@@ -200,10 +201,11 @@ impl Ctx {
     /// probably been deposed on the other side of a partition; it refuses at once instead of
     /// making the caller wait for a commit that cannot happen.
     fn check_quorum_contact(&self) -> ServiceResult<()> {
-        let silent_ms = self.raft.metrics().borrow_watched().millis_since_quorum_ack;
+        let acked = self.raft.metrics().borrow_watched().last_quorum_acked;
+        let silent_ms = acked.map(|at| at.into_inner().elapsed().as_millis() as u64);
         let limit = self.config.raft.election_timeout_max.as_millis() as u64;
         match silent_ms {
-            Some(ms) if ms > limit => Err(ServiceError::Unavailable {
+            Some(ms) if ms > limit && self.is_leader() => Err(ServiceError::Unavailable {
                 reason: format!("this leader has not reached a majority for {ms} ms"),
                 leader: None,
             }),

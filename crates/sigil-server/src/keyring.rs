@@ -142,10 +142,10 @@ impl KeyringService for KeyringSvc {
 pub async fn run_duties(ctx: Arc<Ctx>, kek: Option<Arc<Kek>>, mut shutdown: watch::Receiver<bool>) {
     let mut leader_changes = ctx.raft.metrics();
     loop {
-        if ctx.is_leader() {
-            if let Err(err) = leader_duties(&ctx, kek.as_deref()).await {
-                tracing::warn!(error = %err, "keyring duty failed; will retry");
-            }
+        if ctx.is_leader()
+            && let Err(err) = leader_duties(&ctx, kek.as_deref()).await
+        {
+            tracing::warn!(error = %err, "keyring duty failed; will retry");
         }
         let interval = ctx.config.keyring.check_interval;
         tokio::select! {

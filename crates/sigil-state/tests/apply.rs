@@ -9,7 +9,11 @@ use sigil_types::{
     PlanId, RejectionKind, Workload,
 };
 
-const AT: EntryPosition = EntryPosition { index: 10, term: 3, leader: 1 };
+const AT: EntryPosition = EntryPosition {
+    index: 10,
+    term: 3,
+    leader: 1,
+};
 
 fn key(kek: &Kek, meta: RootKeyMeta) -> RootKey {
     RootKey::wrap(meta, kek, &KeyMaterial::generate())
@@ -21,7 +25,10 @@ fn state_with_active_key() -> (SigilState, KeyId) {
     let mut state = SigilState::default();
     let key = key(&kek, RootKeyMeta::new_active(id, 1_000));
     let response = state.apply(AT, &Command::InitKeyring { key });
-    assert!(matches!(response, CommandResponse::Key(_)), "init applies: {response:?}");
+    assert!(
+        matches!(response, CommandResponse::Key(_)),
+        "init applies: {response:?}"
+    );
     (state, id)
 }
 
@@ -82,11 +89,22 @@ fn a_plan_applies_once_and_its_retry_returns_the_first_result() {
     let retry_at = EntryPosition { index: 11, ..AT };
     let retried = state.apply(retry_at, &plan("p1", vec![alloc(key_id)], vec![]));
 
-    let CommandResponse::Plan(applied) = applied else { panic!("the plan applies") };
-    let CommandResponse::Plan(retried) = retried else { panic!("the retry answers") };
-    assert!(!applied.replayed && retried.replayed, "only the retry is a replay");
+    let CommandResponse::Plan(applied) = applied else {
+        panic!("the plan applies")
+    };
+    let CommandResponse::Plan(retried) = retried else {
+        panic!("the retry answers")
+    };
+    assert!(
+        !applied.replayed && retried.replayed,
+        "only the retry is a replay"
+    );
     assert_eq!(retried.log_index, 10, "the retry reports the first entry");
-    assert_eq!(retried.allocations, vec![first], "the retry returns the first allocation");
+    assert_eq!(
+        retried.allocations,
+        vec![first],
+        "the retry returns the first allocation"
+    );
     assert_eq!(state.allocs().count(), 1, "the retry placed nothing");
 }
 
@@ -95,10 +113,17 @@ fn a_plan_signed_in_another_term_is_refused_and_changes_nothing() {
     let (mut state, key_id) = state_with_active_key();
     let before = state.clone();
 
-    let later_term = EntryPosition { term: AT.term + 1, ..AT };
+    let later_term = EntryPosition {
+        term: AT.term + 1,
+        ..AT
+    };
     let response = state.apply(later_term, &plan("p1", vec![alloc(key_id)], vec![]));
 
-    assert_eq!(rejection_kind(response), RejectionKind::Aborted, "a relayed entry is refused");
+    assert_eq!(
+        rejection_kind(response),
+        RejectionKind::Aborted,
+        "a relayed entry is refused"
+    );
     assert_eq!(state, before, "nothing changed");
 }
 
@@ -107,9 +132,16 @@ fn stopping_an_unknown_allocation_refuses_the_whole_plan() {
     let (mut state, key_id) = state_with_active_key();
     let before = state.clone();
 
-    let response = state.apply(AT, &plan("p1", vec![alloc(key_id)], vec![AllocId::random()]));
+    let response = state.apply(
+        AT,
+        &plan("p1", vec![alloc(key_id)], vec![AllocId::random()]),
+    );
 
-    assert_eq!(rejection_kind(response), RejectionKind::NotFound, "unknown stop");
+    assert_eq!(
+        rejection_kind(response),
+        RejectionKind::NotFound,
+        "unknown stop"
+    );
     assert_eq!(state, before, "not even the placement was applied");
 }
 
@@ -123,32 +155,66 @@ fn a_stop_marks_the_allocation_stopped() {
 
     let stored = state.alloc(&placed.id).expect("the allocation remains");
     assert_eq!(stored.status, AllocStatus::Stopped, "stopped");
-    assert_eq!(state.live_allocs_signed_by(key_id), 0, "no live allocation uses the key");
+    assert_eq!(
+        state.live_allocs_signed_by(key_id),
+        0,
+        "no live allocation uses the key"
+    );
 }
 
 #[test]
 fn a_second_keyring_initialization_is_refused() {
     let (mut state, first) = state_with_active_key();
-    let other = key(&Kek::generate(), RootKeyMeta::new_active(KeyId::random(), 2_000));
+    let other = key(
+        &Kek::generate(),
+        RootKeyMeta::new_active(KeyId::random(), 2_000),
+    );
 
     let response = state.apply(AT, &Command::InitKeyring { key: other });
 
-    assert_eq!(rejection_kind(response), RejectionKind::Aborted, "racing leaders: one wins");
-    assert_eq!(state.keyring().active().map(|k| k.meta.key_id), Some(first), "first key stays");
+    assert_eq!(
+        rejection_kind(response),
+        RejectionKind::Aborted,
+        "racing leaders: one wins"
+    );
+    assert_eq!(
+        state.keyring().active().map(|k| k.meta.key_id),
+        Some(first),
+        "first key stays"
+    );
 }
 
 #[test]
 fn a_key_that_signed_a_live_allocation_is_not_removed_without_force() {
     let (mut state, old) = state_with_active_key();
     state.apply(AT, &plan("p1", vec![alloc(old)], vec![]));
-    let new = key(&Kek::generate(), RootKeyMeta::new_active(KeyId::random(), 3_000));
+    let new = key(
+        &Kek::generate(),
+        RootKeyMeta::new_active(KeyId::random(), 3_000),
+    );
     state.apply(AT, &Command::RotateKey { key: new });
 
-    let refused = state.apply(AT, &Command::RemoveKey { key_id: old, force: false });
-    assert_eq!(rejection_kind(refused), RejectionKind::FailedPrecondition, "key in use");
+    let refused = state.apply(
+        AT,
+        &Command::RemoveKey {
+            key_id: old,
+            force: false,
+        },
+    );
+    assert_eq!(
+        rejection_kind(refused),
+        RejectionKind::FailedPrecondition,
+        "key in use"
+    );
     assert!(state.keyring().get(&old).is_some(), "the key stays");
 
-    let forced = state.apply(AT, &Command::RemoveKey { key_id: old, force: true });
+    let forced = state.apply(
+        AT,
+        &Command::RemoveKey {
+            key_id: old,
+            force: true,
+        },
+    );
     assert_eq!(forced, CommandResponse::Applied, "force removes it");
     assert!(state.keyring().get(&old).is_none(), "the key is gone");
 }
@@ -161,11 +227,15 @@ fn persisted_records_rebuild_the_same_state() {
     let records: Vec<_> = state
         .all_records()
         .into_iter()
-        .map(|key| (key.encode(), state.encode_record(&key).expect("the record exists")))
+        .map(|key| {
+            (
+                key.encode(),
+                state.encode_record(&key).expect("the record exists"),
+            )
+        })
         .collect();
-    let rebuilt =
-        SigilState::from_records(records.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
-            .expect("the records decode");
+    let rebuilt = SigilState::from_records(records.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+        .expect("the records decode");
 
     state.take_dirty();
     assert_eq!(rebuilt, state, "the same state from its records");
