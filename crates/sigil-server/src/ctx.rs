@@ -276,10 +276,11 @@ fn parse_grpc_timeout(value: &str) -> Option<Duration> {
 }
 
 fn is_transport_failure(status: &Status) -> bool {
-    // tonic reports connection failures as Unavailable/Unknown with a transport source; the
-    // leader itself answers Unavailable with a reason of its own, which is passed through.
-    status.code() == tonic::Code::Unavailable && !status.metadata().contains_key("x-sigil-node")
-        || status.code() == tonic::Code::Cancelled
+    // The leader's own Unavailable answers carry its address; one without it, or a cancelled
+    // call, means the leader could not be reached at all.
+    let unreachable = status.code() == tonic::Code::Unavailable
+        && !status.metadata().contains_key(crate::error::LEADER_HEADER);
+    unreachable || status.code() == tonic::Code::Cancelled
 }
 
 /// Unix milliseconds now, on this server's clock (only the leader's clock ever matters).

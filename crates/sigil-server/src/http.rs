@@ -24,6 +24,7 @@ pub fn router(ctx: Arc<Ctx>) -> Router {
             get(openid_configuration),
         )
         .route("/v1/health", get(health))
+        .route("/v1/metrics", get(metrics))
         .with_state(ctx)
 }
 
@@ -120,4 +121,86 @@ pub fn health_of(ctx: &Ctx) -> Health {
         keys: view.verifier.len(),
         problems,
     }
+}
+
+/// Prometheus text exposition of this server's Raft, keyring and allocation gauges.
+async fn metrics(State(ctx): State<Arc<Ctx>>) -> Response {
+    let health = health_of(&ctx);
+    let (committed, last_log) = {
+        let metrics = ctx.raft.metrics();
+        let m = metrics.borrow_watched();
+        (
+            m.local_committed.map_or(0, |id| id.index),
+            m.last_log_index.unwrap_or(0),
+        )
+    };
+    let (key_states, running, stopped) = {
+        let applied = ctx.state.read();
+        let mut states = std::collections::BTreeMap::new();
+        for meta in applied.state.keyring().metas() {
+            *states.entry(meta.state.as_str()).or_insert(0u64) += 1;
+        }
+        let (running, stopped): (Vec<_>, Vec<_>) =
+            applied.state.allocs().partition(|a| a.is_live());
+        (states, running.len(), stopped.len())
+    };
+
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, samples: &[(&str, u64)]| {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+        for (labels, value) in samples {
+            out.push_str(&format!("{name}{labels} {value}\n"));
+        }
+    };
+    let node = ctx.id;
+    gauge(
+        "sigil_ready",
+        "1 when a leader is known and every key unwrapped.",
+        &[("", u64::from(health.ready))],
+    );
+    gauge(
+        "sigil_raft_is_leader",
+        "1 on the leader.",
+        &[("", u64::from(ctx.is_leader()))],
+    );
+    gauge(
+        "sigil_raft_node_id",
+        "This server's node id.",
+        &[("", node)],
+    );
+    gauge(
+        "sigil_raft_term",
+        "The current Raft term.",
+        &[("", health.term)],
+    );
+    gauge(
+        "sigil_raft_last_log_index",
+        "Index of the last log entry.",
+        &[("", last_log)],
+    );
+    gauge(
+        "sigil_raft_committed_index",
+        "Index of the last committed entry.",
+        &[("", committed)],
+    );
+    gauge(
+        "sigil_raft_applied_index",
+        "Index of the last applied entry.",
+        &[("", health.applied_index)],
+    );
+    let keys: Vec<(String, u64)> = key_states
+        .iter()
+        .map(|(state, n)| (format!("{{state=\"{state}\"}}"), *n))
+        .collect();
+    let keys: Vec<(&str, u64)> = keys.iter().map(|(l, n)| (l.as_str(), *n)).collect();
+    gauge("sigil_keyring_keys", "Root keys by state.", &keys);
+    gauge(
+        "sigil_allocations",
+        "Allocations by status.",
+        &[
+            ("{status=\"running\"}", running as u64),
+            ("{status=\"stopped\"}", stopped as u64),
+        ],
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

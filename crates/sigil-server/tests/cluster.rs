@@ -53,6 +53,22 @@ async fn three_servers_elect_exactly_one_leader() {
         let seen = cluster.server(id).ctx.leader().map(|l| l.id);
         assert_eq!(seen, Some(leader), "node {id} knows the leader");
     }
+
+    let url = format!("http://{}/v1/metrics", cluster.http_addr(leader));
+    let metrics = reqwest::get(&url)
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("sigil_raft_is_leader 1"),
+        "the leader says so: {metrics}"
+    );
+    assert!(
+        metrics.contains("sigil_keyring_keys{state=\"active\"} 1"),
+        "one active key: {metrics}"
+    );
     cluster.shutdown().await;
 }
 
