@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::async_runtime::watch::WatchReceiver;
 use sigil_keyring::{Kek, KeyId, KeyMaterial, RootKey, RootKeyMeta};
 use sigil_proto::v1::keyring_service_client::KeyringServiceClient;
 use sigil_proto::v1::keyring_service_server::KeyringService;
@@ -140,18 +139,21 @@ impl KeyringService for KeyringSvc {
 /// The leader's periodic keyring work. Runs on every server; acts only while leading, so after
 /// a failover the new leader resumes from the replicated state.
 pub async fn run_duties(ctx: Arc<Ctx>, kek: Option<Arc<Kek>>, mut shutdown: watch::Receiver<bool>) {
-    let mut leader_changes = ctx.raft.metrics();
     loop {
-        if ctx.is_leader()
-            && let Err(err) = leader_duties(&ctx, kek.as_deref()).await
-        {
+        let was_leader = ctx.is_leader();
+        if was_leader && let Err(err) = leader_duties(&ctx, kek.as_deref()).await {
             tracing::warn!(error = %err, "keyring duty failed; will retry");
         }
+        // Sleep one interval, but wake at once when this server gains or loses leadership:
+        // a new cluster needs its first key as soon as it has a leader.
         let interval = ctx.config.keyring.check_interval;
+        let wait = ctx.raft.wait(Some(interval));
+        let role_change = wait.metrics(
+            |m| (m.state == openraft::ServerState::Leader) != was_leader,
+            "leadership change",
+        );
         tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            // React to a leadership change at once: a new cluster needs its first key now.
-            _ = leader_changes.changed() => {}
+            _ = role_change => {}
             _ = shutdown.changed() => return,
         }
     }
