@@ -12,6 +12,8 @@ use openraft::OptionalSend;
 use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use sigil_types::TypeConfig;
 
+use tokio::sync::mpsc;
+
 use crate::codec::{decode, encode, index_key, io_err, key_index};
 
 type SigilLogId = openraft::type_config::alias::LogIdOf<TypeConfig>;
@@ -28,15 +30,19 @@ pub struct LogStore {
     db: sled::Db,
     log: sled::Tree,
     meta: sled::Tree,
+    flusher: mpsc::UnboundedSender<IOFlushed<TypeConfig>>,
 }
 
 impl LogStore {
-    /// Opens the log trees in `db`.
+    /// Opens the log trees in `db` and starts its flusher task (on the current tokio runtime).
     pub fn open(db: &sled::Db) -> io::Result<Self> {
+        let (flusher, pending) = mpsc::unbounded_channel();
+        tokio::spawn(group_commit(db.clone(), pending));
         Ok(Self {
             db: db.clone(),
             log: db.open_tree("raft_log").map_err(io_err)?,
             meta: db.open_tree("raft_meta").map_err(io_err)?,
+            flusher,
         })
     }
 
@@ -137,14 +143,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         }
         self.log.apply_batch(batch).map_err(io_err)?;
 
-        // The append is acknowledged (and may count toward a commit quorum) only once durable.
-        let flushed = self.db.flush_async().await.map(|_| ()).map_err(io_err);
-        let result = match &flushed {
-            Ok(()) => Ok(()),
-            Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
-        };
-        callback.io_completed(result);
-        flushed
+        // The append is acknowledged (and may count toward a commit quorum) only once the
+        // flusher has made it durable; meanwhile openraft may hand us the next batch.
+        self.flusher
+            .send(callback)
+            .map_err(|_| io::Error::other("the log flusher has stopped"))
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<SigilLogId>) -> io::Result<()> {
@@ -171,5 +174,24 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         }
         self.log.apply_batch(batch).map_err(io_err)?;
         Ok(())
+    }
+}
+
+/// Group commit: waits for appends, flushes once for all that arrived meanwhile, then reports
+/// each of them durable, in the order they were appended.
+///
+/// One sled flush covers every write issued before it started, so a burst of appends costs one
+/// fsync instead of one each, while no append is reported before it is on disk.
+async fn group_commit(db: sled::Db, mut pending: mpsc::UnboundedReceiver<IOFlushed<TypeConfig>>) {
+    let mut batch = Vec::new();
+    while pending.recv_many(&mut batch, 1024).await > 0 {
+        let result = db.flush_async().await.map(|_| ()).map_err(io_err);
+        for callback in batch.drain(..) {
+            let result = match &result {
+                Ok(()) => Ok(()),
+                Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+            };
+            callback.io_completed(result);
+        }
     }
 }
