@@ -21,6 +21,7 @@ use sigil_types::SigilNode;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::config::ServerConfig;
@@ -244,7 +245,14 @@ async fn serve_grpc(
         .add_service(OperatorServiceServer::new(OperatorSvc::new(ctx.clone())))
         .add_service(health)
         .add_optional_service(reflection);
-    let incoming = TcpListenerStream::new(listener);
+    // The builder's `tcp_nodelay` applies only to sockets tonic accepts itself; with our own
+    // listener every accepted socket needs it set, or small responses wait on delayed ACKs.
+    let incoming = TcpListenerStream::new(listener).map(|conn| {
+        if let Ok(stream) = &conn {
+            let _ = stream.set_nodelay(true);
+        }
+        conn
+    });
     let stop = async move {
         let _ = shutdown.changed().await;
     };
