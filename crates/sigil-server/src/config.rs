@@ -301,6 +301,16 @@ mod tests {
     }
 
     #[test]
+    fn acls_are_turned_off_only_by_saying_so() {
+        let config: ServerConfig =
+            toml::from_str("node_id = 1\ndata_dir = \"d\"\n[acl]\nenabled = false\n")
+                .expect("the config parses");
+        assert!(!config.acl.enabled, "acl.enabled = false turns ACLs off");
+        let config = ServerConfig::new(1, "d".into());
+        assert!(config.acl.enabled, "a config built in code has ACLs on");
+    }
+
+    #[test]
     fn unknown_fields_and_bad_values_are_named() {
         let err = toml::from_str::<ServerConfig>("node_id = 1\ndata_dir = \"d\"\nnode = 3\n")
             .expect_err("unknown field");

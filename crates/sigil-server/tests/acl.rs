@@ -7,9 +7,9 @@
 use openraft::async_runtime::watch::WatchReceiver;
 use sigil_proto::v1::authorize_request::Check;
 use sigil_proto::v1::{
-    AclPolicy, AuthorizeRequest, BootstrapRequest, CreateTokenRequest, GetPolicyRequest, JobAcl,
-    ListKeysRequest, ListPeersRequest, SignRequest, SubmitPlanRequest, SubmitPlanResponse,
-    UpsertPolicyRequest, VariablesCheck, WhoAmIRequest,
+    AclPolicy, AuthorizeRequest, BootstrapRequest, CreateTokenRequest, DeleteTokenRequest,
+    GetPolicyRequest, JobAcl, ListKeysRequest, ListPeersRequest, SignRequest, SubmitPlanRequest,
+    SubmitPlanResponse, UpsertPolicyRequest, VariablesCheck, WhoAmIRequest,
 };
 use sigil_server::convert::plan_to_proto;
 use sigil_testkit::{Cluster, DEADLINE, authorized, eventually, sample_plan};
@@ -247,6 +247,43 @@ async fn policies_and_tokens_replicate_and_survive_restart_and_failover() {
         .expect("the restarted server serves the policy")
         .into_inner();
     assert_eq!(got.name, "deploy", "the policy read back has its name");
+
+    // Phase 4: a deleted token stops authenticating on every server.
+    let accessor = cluster
+        .acl(old_leader)
+        .await
+        .who_am_i(authorized(WhoAmIRequest {}, &later))
+        .await
+        .expect("the later token authenticates")
+        .into_inner()
+        .token
+        .expect("a token caller")
+        .accessor_id;
+    let delete = DeleteTokenRequest {
+        accessor_id: accessor,
+    };
+    cluster
+        .acl(old_leader)
+        .await
+        .delete_token(authorized(delete, &management))
+        .await
+        .expect("the management token deletes a token");
+    for id in cluster.running().collect::<Vec<_>>() {
+        eventually(
+            &format!("the deleted token to be refused by node {id}"),
+            DEADLINE,
+            || async {
+                let who = cluster.acl(id).await;
+                let answer = who
+                    .clone()
+                    .who_am_i(authorized(WhoAmIRequest {}, &later))
+                    .await;
+                let refused = answer.is_err_and(|s| s.code() == Code::Unauthenticated);
+                refused.then_some(())
+            },
+        )
+        .await;
+    }
     cluster.shutdown().await;
 }
 
@@ -383,7 +420,8 @@ async fn calls_without_a_token_or_rights_are_refused_without_any_write() {
 /// The JWT of one allocation of job `web` resolves to exactly the policies associated with its
 /// namespace, its job, its group and (for the task) its task: the task-scoped policy reaches
 /// the task it names and neither its sibling task nor the group's service, and the policy of
-/// job `api` reaches nobody in `web`. A workload may renew its own identity and not a
+/// job `api` reaches nobody in `web`. A dispatched child of `web` gets `web`'s policies.
+/// A workload may renew its own identity and not a
 /// sibling's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_workload_identity_gets_exactly_the_grants_of_its_associations() {
@@ -437,6 +475,25 @@ async fn a_workload_identity_gets_exactly_the_grants_of_its_associations() {
     let nginx = jwt_of("nginx", "default");
     let sidecar = jwt_of("sidecar", "default");
     let service = jwt_of("http", "default");
+    // A dispatched child of `web`: associations match its parent job.
+    let mut child = sample_plan("child", 1);
+    child.job.id = "web-dispatch-1".into();
+    child.job.parent_id = Some("web".into());
+    let child = submit(
+        &cluster,
+        follower,
+        Some(&management),
+        &plan_to_proto(&child),
+    )
+    .await
+    .expect("the child plan is placed");
+    let child_nginx = child.allocations[0]
+        .identities
+        .iter()
+        .find(|i| i.workload == "nginx" && i.identity == "default")
+        .expect("the child's nginx has a default identity")
+        .jwt
+        .clone();
 
     // Phase 1: WhoAmI names exactly the associated policies, on a follower.
     let expected = [
@@ -446,6 +503,10 @@ async fn a_workload_identity_gets_exactly_the_grants_of_its_associations() {
         ),
         (&sidecar, vec!["ns-wide", "web-group", "web-job"]),
         (&service, vec!["ns-wide", "web-group", "web-job"]),
+        (
+            &child_nginx,
+            vec!["nginx-task", "ns-wide", "web-group", "web-job"],
+        ),
     ];
     for (jwt, policies) in &expected {
         let whoami = cluster
