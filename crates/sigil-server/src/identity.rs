@@ -15,7 +15,7 @@ use sigil_proto::v1::{SignRequest, SignResponse, VerifyRequest, VerifyResponse};
 use sigil_types::{AllocId, Allocation, Command, CommandResponse, RenewEntry, Workload};
 use tonic::{Request, Response, Status};
 
-use crate::auth::{Caller, CallerIdentity, authenticate};
+use crate::auth::{Caller, CallerIdentity, authenticate, workload_caller};
 use crate::convert;
 use crate::ctx::{Ctx, Route, caller_deadline, now_ms};
 use crate::error::{ServiceError, ServiceResult};
@@ -99,7 +99,7 @@ impl IdentityService for IdentitySvc {
         let verified = verify_token(&self.ctx, &token).await?;
         let claims_json = serde_json::to_string(&verified.claims)
             .map_err(|e| ServiceError::Internal(format!("claims do not encode: {e}")))?;
-        Ok(Response::new(VerifyResponse {
+        let mut response = VerifyResponse {
             key_id: peek_key_id(&token)
                 .map(|k| k.to_string())
                 .unwrap_or_default(),
@@ -107,7 +107,10 @@ impl IdentityService for IdentitySvc {
             allocation_id: verified.alloc.id.to_string(),
             namespace: verified.alloc.namespace.clone(),
             job_id: verified.alloc.identity_job_id().to_owned(),
-        }))
+            policies: Vec::new(),
+        };
+        response.policies = workload_caller(&self.ctx.state.read().state, verified).policies;
+        Ok(Response::new(response))
     }
 
     async fn sign(&self, request: Request<SignRequest>) -> Result<Response<SignResponse>, Status> {

@@ -4,12 +4,11 @@
 //! resolved to exactly the policies associated with their allocation. Each test states what it
 //! proves.
 
-use openraft::async_runtime::watch::WatchReceiver;
 use sigil_proto::v1::authorize_request::Check;
 use sigil_proto::v1::{
     AclPolicy, AuthorizeRequest, BootstrapRequest, CreateTokenRequest, DeleteTokenRequest,
     GetPolicyRequest, JobAcl, ListKeysRequest, ListPeersRequest, SignRequest, SubmitPlanRequest,
-    SubmitPlanResponse, UpsertPolicyRequest, VariablesCheck, WhoAmIRequest,
+    SubmitPlanResponse, UpsertPolicyRequest, VariablesCheck, VerifyRequest, WhoAmIRequest,
 };
 use sigil_server::convert::plan_to_proto;
 use sigil_testkit::{Cluster, DEADLINE, authorized, eventually, sample_plan};
@@ -107,8 +106,21 @@ fn capability(name: &str) -> Check {
 }
 
 fn applied_index(cluster: &Cluster, id: NodeId) -> u64 {
-    let metrics = cluster.server(id).raft().metrics();
-    metrics.borrow_watched().last_applied.map_or(0, |l| l.index)
+    // The state's own index, not Raft's metrics, which are published a moment after an apply.
+    let applied = cluster.server(id).state().read();
+    applied.last_applied.map_or(0, |l| l.index)
+}
+
+/// Waits until every server has applied the same index, and returns it.
+async fn settled_index(cluster: &Cluster) -> u64 {
+    eventually("every server to apply the same index", DEADLINE, || async {
+        let indexes: Vec<_> = (1..=3).map(|id| applied_index(cluster, id)).collect();
+        indexes
+            .iter()
+            .all(|i| *i == indexes[0])
+            .then_some(indexes[0])
+    })
+    .await
 }
 
 fn alloc_count(cluster: &Cluster, id: NodeId) -> usize {
@@ -319,7 +331,7 @@ async fn calls_without_a_token_or_rights_are_refused_without_any_write() {
 
     // Phase 1: every refused submit, through a follower and through the leader.
     let leader = cluster.leader().await;
-    let before: Vec<_> = (1..=3).map(|id| applied_index(&cluster, id)).collect();
+    let before = settled_index(&cluster).await;
     let plan = plan_to_proto(&sample_plan("refused", 1));
     let unknown = uuid::Uuid::new_v4().to_string();
     let cases = [
@@ -353,7 +365,7 @@ async fn calls_without_a_token_or_rights_are_refused_without_any_write() {
             assert_eq!(status.code(), *code, "{what} via node {id}: {status:?}");
         }
     }
-    let after: Vec<_> = (1..=3).map(|id| applied_index(&cluster, id)).collect();
+    let after = settled_index(&cluster).await;
     assert_eq!(after, before, "no refused submit reached the log");
     for id in 1..=3 {
         assert_eq!(alloc_count(&cluster, id), 0, "node {id} placed nothing");
@@ -527,6 +539,15 @@ async fn a_workload_identity_gets_exactly_the_grants_of_its_associations() {
             !summary.management,
             "a workload is never management ({who})"
         );
+
+        // Verify needs no authorization metadata and reports the same policies.
+        let verify = VerifyRequest {
+            token: (*jwt).clone(),
+        };
+        let verified = cluster.identities(follower).await.verify(verify).await;
+        let mut names = verified.expect("verify is open").into_inner().policies;
+        names.sort();
+        assert_eq!(&names, policies, "verify reports the policies of {who}");
     }
 
     // Phase 2: Authorize agrees capability by capability.
@@ -650,7 +671,7 @@ async fn malformed_policies_and_tokens_are_refused_naming_the_field() {
     let management = bootstrap(&cluster, follower).await;
     let good = r#"namespace "default" { policy = "read" }"#;
     upsert_policy(&cluster, follower, &management, policy("ok", good, None)).await;
-    let before = applied_index(&cluster, cluster.leader().await);
+    let before = settled_index(&cluster).await;
 
     let bad_policies = [
         (policy("bad name!", good, None), "policy.name"),
@@ -701,11 +722,7 @@ async fn malformed_policies_and_tokens_are_refused_naming_the_field() {
             status.message()
         );
     }
-    let leader = cluster.leader().await;
-    assert_eq!(
-        applied_index(&cluster, leader),
-        before,
-        "nothing refused reached the log"
-    );
+    let after = settled_index(&cluster).await;
+    assert_eq!(after, before, "nothing refused reached the log");
     cluster.shutdown().await;
 }
