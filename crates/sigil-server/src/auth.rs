@@ -79,6 +79,15 @@ impl fmt::Debug for SecretId {
 
 /// Authenticates the caller of `request` on this server.
 pub async fn authenticate<T>(ctx: &Ctx, request: &Request<T>) -> ServiceResult<Caller> {
+    let caller = identify(ctx, request).await;
+    if let Err(ServiceError::Unauthenticated(reason)) = &caller {
+        // The reason names what was wrong with the token, never the token itself.
+        tracing::warn!(node_id = ctx.id, reason = %reason, "unauthenticated call refused");
+    }
+    caller
+}
+
+async fn identify<T>(ctx: &Ctx, request: &Request<T>) -> ServiceResult<Caller> {
     if !ctx.config.acl.enabled {
         return Ok(Caller {
             identity: CallerIdentity::AclsDisabled,
