@@ -726,3 +726,41 @@ async fn malformed_policies_and_tokens_are_refused_naming_the_field() {
     assert_eq!(after, before, "nothing refused reached the log");
     cluster.shutdown().await;
 }
+
+/// Two bootstraps racing through different servers produce exactly one management token: the
+/// loser is refused with FailedPrecondition, whether the leader's check or the apply stopped
+/// it, and the state holds a single token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_bootstraps_create_exactly_one_management_token() {
+    let cluster = Cluster::start_with_acls(3).await;
+    let leader = cluster.leader().await;
+    let follower = cluster.follower().await;
+    let mut via_leader = cluster.acl(leader).await;
+    let mut via_follower = cluster.acl(follower).await;
+
+    let (a, b) = tokio::join!(
+        via_leader.bootstrap(BootstrapRequest {}),
+        via_follower.bootstrap(BootstrapRequest {})
+    );
+    let results = [a, b];
+    let won = results.iter().filter(|r| r.is_ok()).count();
+    let codes: Vec<_> = results
+        .iter()
+        .map(|r| r.as_ref().err().map(|s| s.code()))
+        .collect();
+    assert_eq!(won, 1, "exactly one bootstrap wins: {codes:?}");
+    let lost = results.iter().find_map(|r| r.as_ref().err());
+    let code = lost.expect("one bootstrap lost").code();
+    assert_eq!(
+        code,
+        Code::FailedPrecondition,
+        "the loser fails its precondition"
+    );
+    settled_index(&cluster).await;
+    for id in 1..=3 {
+        let applied = cluster.server(id).state().read();
+        let tokens = applied.state.acl_tokens().count();
+        assert_eq!(tokens, 1, "node {id} holds exactly one token");
+    }
+    cluster.shutdown().await;
+}
