@@ -79,7 +79,8 @@ impl Cluster {
             let config = format!(
                 "node_id = {}\ndata_dir = {:?}\ngrpc_addr = {:?}\nhttp_addr = {:?}\n\
                  peers = [{}]\n\n[raft]\nheartbeat_interval = \"100ms\"\n\
-                 election_timeout_min = \"500ms\"\nelection_timeout_max = \"1000ms\"\n",
+                 election_timeout_min = \"500ms\"\nelection_timeout_max = \"1000ms\"\n\n\
+                 [acl]\nenabled = false\n",
                 agent.id,
                 data_dir.display().to_string(),
                 agent.grpc,

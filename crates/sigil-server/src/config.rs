@@ -50,6 +50,20 @@ pub struct ServerConfig {
     /// Raft timing.
     #[serde(default)]
     pub raft: RaftConfig,
+    /// Access control.
+    #[serde(default)]
+    pub acl: AclConfig,
+}
+
+/// Access control. On by default: a server that forgets the setting refuses unauthenticated
+/// calls rather than letting anyone submit plans and mint identities.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AclConfig {
+    /// Whether every gRPC call (except identity verification) must carry a token that allows
+    /// it. Off only for development and for tests that are not about ACLs: with it off, any
+    /// caller may do anything and the ACL service refuses every call.
+    pub enabled: bool,
 }
 
 /// A voter of the initial membership.
@@ -156,6 +170,7 @@ impl ServerConfig {
             default_audience: default_audience(),
             keyring: KeyringConfig::default(),
             raft: RaftConfig::default(),
+            acl: AclConfig::default(),
         }
     }
 
@@ -207,6 +222,12 @@ impl Default for KeyringConfig {
             rotation_threshold: Duration::from_secs(30 * 24 * 3600),
             check_interval: Duration::from_secs(10),
         }
+    }
+}
+
+impl Default for AclConfig {
+    fn default() -> Self {
+        Self { enabled: true }
     }
 }
 
@@ -272,7 +293,21 @@ mod tests {
             Duration::from_secs(7 * 24 * 3600)
         );
         assert_eq!(config.raft.heartbeat_interval, Duration::from_millis(50));
+        assert!(
+            config.acl.enabled,
+            "ACLs are on unless the file turns them off"
+        );
         assert!(config.validate().is_ok(), "the config is valid");
+    }
+
+    #[test]
+    fn acls_are_turned_off_only_by_saying_so() {
+        let config: ServerConfig =
+            toml::from_str("node_id = 1\ndata_dir = \"d\"\n[acl]\nenabled = false\n")
+                .expect("the config parses");
+        assert!(!config.acl.enabled, "acl.enabled = false turns ACLs off");
+        let config = ServerConfig::new(1, "d".into());
+        assert!(config.acl.enabled, "a config built in code has ACLs on");
     }
 
     #[test]

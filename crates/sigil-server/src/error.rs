@@ -23,6 +23,9 @@ pub enum ServiceError {
     /// The token is missing, malformed, expired or signed by an unknown key.
     #[error("{0}")]
     Unauthenticated(String),
+    /// The token is valid but does not allow the call.
+    #[error("{0}")]
+    PermissionDenied(String),
     /// Something named does not exist.
     #[error("{0}")]
     NotFound(String),
@@ -89,6 +92,7 @@ impl From<ServiceError> for Status {
                 Status::invalid_argument(format!("{field}: {reason}"))
             }
             ServiceError::Unauthenticated(m) => Status::unauthenticated(m),
+            ServiceError::PermissionDenied(m) => Status::permission_denied(m),
             ServiceError::NotFound(m) => Status::not_found(m),
             ServiceError::FailedPrecondition(m) => Status::failed_precondition(m),
             ServiceError::Aborted(m) => Status::aborted(m),

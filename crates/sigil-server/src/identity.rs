@@ -1,9 +1,13 @@
 //! `IdentityService`: verification on any server, renewal (re-signing a named identity) on the
 //! leader only.
+//!
+//! Verification is open: the token being checked is the credential. Renewal is authorized as
+//! [`authorize_renewal`] says.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use sigil_acl::NamespaceCapability;
 use sigil_identity::{IdentityClaims, VerifyError, peek_key_id};
 use sigil_proto::v1::identity_service_client::IdentityServiceClient;
 use sigil_proto::v1::identity_service_server::IdentityService;
@@ -11,6 +15,7 @@ use sigil_proto::v1::{SignRequest, SignResponse, VerifyRequest, VerifyResponse};
 use sigil_types::{AllocId, Allocation, Command, CommandResponse, RenewEntry, Workload};
 use tonic::{Request, Response, Status};
 
+use crate::auth::{Caller, CallerIdentity, authenticate, workload_caller};
 use crate::convert;
 use crate::ctx::{Ctx, Route, caller_deadline, now_ms};
 use crate::error::{ServiceError, ServiceResult};
@@ -94,7 +99,7 @@ impl IdentityService for IdentitySvc {
         let verified = verify_token(&self.ctx, &token).await?;
         let claims_json = serde_json::to_string(&verified.claims)
             .map_err(|e| ServiceError::Internal(format!("claims do not encode: {e}")))?;
-        Ok(Response::new(VerifyResponse {
+        let mut response = VerifyResponse {
             key_id: peek_key_id(&token)
                 .map(|k| k.to_string())
                 .unwrap_or_default(),
@@ -102,10 +107,14 @@ impl IdentityService for IdentitySvc {
             allocation_id: verified.alloc.id.to_string(),
             namespace: verified.alloc.namespace.clone(),
             job_id: verified.alloc.identity_job_id().to_owned(),
-        }))
+            policies: Vec::new(),
+        };
+        response.policies = workload_caller(&self.ctx.state.read().state, verified).policies;
+        Ok(Response::new(response))
     }
 
     async fn sign(&self, request: Request<SignRequest>) -> Result<Response<SignResponse>, Status> {
+        let caller = authenticate(&self.ctx, &request).await?;
         let req = request.get_ref();
         let alloc_id: AllocId = req.allocation_id.parse().map_err(|_| {
             ServiceError::invalid(
@@ -123,6 +132,7 @@ impl IdentityService for IdentitySvc {
         };
         let identity = identity.to_owned();
         let workload = req.workload.clone();
+        authorize_renewal(&self.ctx, &caller, alloc_id, &workload).await?;
 
         if let Route::Forward(channel) = self.ctx.route(&request)? {
             let call = |ch, req| async move { IdentityServiceClient::new(ch).sign(req).await };
@@ -136,6 +146,39 @@ impl IdentityService for IdentitySvc {
             log_index,
         }))
     }
+}
+
+/// A renewal is allowed to a caller with `submit-job` in the allocation's namespace (the
+/// scheduler that placed it), and to the workload itself: the JWT of a task or service of the
+/// same allocation may renew that task's or service's own identities, so a workload can keep
+/// its short-lived tokens fresh without holding an ACL token. It may not renew a sibling's.
+async fn authorize_renewal(
+    ctx: &Ctx,
+    caller: &Caller,
+    alloc_id: AllocId,
+    workload: &str,
+) -> ServiceResult<()> {
+    if let CallerIdentity::Workload(verified) = &caller.identity {
+        let claims = &verified.claims;
+        let own_workload = claims.nomad_task.as_deref() == Some(workload)
+            || claims.nomad_service.as_deref() == Some(workload);
+        if verified.alloc.id == alloc_id && own_workload {
+            return Ok(());
+        }
+    }
+    let mut namespace = alloc_namespace(ctx, alloc_id);
+    if namespace.is_none() {
+        ctx.catch_up(CATCH_UP_DEADLINE).await?;
+        namespace = alloc_namespace(ctx, alloc_id);
+    }
+    let namespace = namespace
+        .ok_or_else(|| ServiceError::NotFound(format!("allocation {alloc_id} does not exist")))?;
+    caller.require_namespace(&namespace, NamespaceCapability::SubmitJob)
+}
+
+fn alloc_namespace(ctx: &Ctx, alloc_id: AllocId) -> Option<String> {
+    let applied = ctx.state.read();
+    applied.state.alloc(&alloc_id).map(|a| a.namespace.clone())
 }
 
 async fn renew_on_leader(

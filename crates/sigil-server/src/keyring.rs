@@ -1,9 +1,11 @@
-//! `KeyringService` (list, rotate, remove) and the leader's keyring duties: creating the first
+//! `KeyringService` (list, rotate, remove; needing `keyring-read`, `keyring-rotate` and
+//! `keyring-delete`) and the leader's keyring duties: creating the first
 //! key, promoting prepublished keys when due, and prepublishing the next key on schedule.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use sigil_acl::OperatorCapability;
 use sigil_keyring::{Kek, KeyId, KeyMaterial, RootKey, RootKeyMeta};
 use sigil_proto::v1::keyring_service_client::KeyringServiceClient;
 use sigil_proto::v1::keyring_service_server::KeyringService;
@@ -15,6 +17,7 @@ use sigil_types::{Command, CommandResponse};
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
+use crate::auth::authenticate;
 use crate::convert;
 use crate::ctx::{Ctx, Route, caller_deadline, now_ms};
 use crate::error::{ServiceError, ServiceResult};
@@ -61,8 +64,11 @@ async fn propose_new_key(
 impl KeyringService for KeyringSvc {
     async fn list(
         &self,
-        _request: Request<ListKeysRequest>,
+        request: Request<ListKeysRequest>,
     ) -> Result<Response<ListKeysResponse>, Status> {
+        let caller = authenticate(&self.ctx, &request).await?;
+        caller.require_operator(OperatorCapability::KeyringRead)?;
+
         let applied = self.ctx.state.read();
         let keys = applied
             .state
@@ -82,6 +88,8 @@ impl KeyringService for KeyringSvc {
         &self,
         request: Request<RotateKeyRequest>,
     ) -> Result<Response<RotateKeyResponse>, Status> {
+        let caller = authenticate(&self.ctx, &request).await?;
+        caller.require_operator(OperatorCapability::KeyringRotate)?;
         let req = request.get_ref();
         if req.now == (req.prepublish_seconds > 0) {
             let reason = "set exactly one of `now` or `prepublish_seconds`";
@@ -114,6 +122,8 @@ impl KeyringService for KeyringSvc {
         &self,
         request: Request<RemoveKeyRequest>,
     ) -> Result<Response<RemoveKeyResponse>, Status> {
+        let caller = authenticate(&self.ctx, &request).await?;
+        caller.require_operator(OperatorCapability::KeyringDelete)?;
         let req = request.get_ref();
         let key_id: KeyId = req.key_id.parse().map_err(|_| {
             ServiceError::invalid("key_id", format!("{:?} is not a key id", req.key_id))

@@ -9,6 +9,7 @@ use std::time::Duration;
 use openraft::SnapshotPolicy;
 use sigil_keyring::Kek;
 use sigil_proto::raft::raft_service_server::RaftServiceServer;
+use sigil_proto::v1::acl_service_server::AclServiceServer;
 use sigil_proto::v1::identity_service_server::IdentityServiceServer;
 use sigil_proto::v1::keyring_service_server::KeyringServiceServer;
 use sigil_proto::v1::operator_service_server::OperatorServiceServer;
@@ -24,6 +25,7 @@ use tokio::task::JoinHandle;
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::TcpListenerStream;
 
+use crate::acl::AclSvc;
 use crate::config::ServerConfig;
 use crate::ctx::Ctx;
 use crate::identity::IdentitySvc;
@@ -229,6 +231,9 @@ async fn serve_grpc(
         .build_v1()
         .ok();
 
+    // The Raft transport (vote, append, snapshot, read index) takes no ACL token: it is for
+    // servers only. Today anyone who can reach the gRPC port can call it; it is meant to sit
+    // behind mutual TLS with server certificates, which is not built yet.
     let router = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .add_service(
@@ -243,6 +248,7 @@ async fn serve_grpc(
         .add_service(IdentityServiceServer::new(IdentitySvc::new(ctx.clone())))
         .add_service(KeyringServiceServer::new(KeyringSvc::new(ctx.clone(), kek)))
         .add_service(OperatorServiceServer::new(OperatorSvc::new(ctx.clone())))
+        .add_service(AclServiceServer::new(AclSvc::new(ctx.clone())))
         .add_service(health)
         .add_optional_service(reflection);
     // The builder's `tcp_nodelay` applies only to sockets tonic accepts itself; with our own

@@ -1,10 +1,12 @@
 //! `OperatorService`: cluster membership and leadership, for `sigil operator raft ...`.
+//! Listing peers needs `raft-read`; membership changes and leadership transfer `raft-write`.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use openraft::ChangeMembers;
 use openraft::async_runtime::watch::WatchReceiver;
+use sigil_acl::OperatorCapability;
 use sigil_proto::v1::operator_service_client::OperatorServiceClient;
 use sigil_proto::v1::operator_service_server::OperatorService;
 use sigil_proto::v1::{
@@ -14,6 +16,7 @@ use sigil_proto::v1::{
 use sigil_types::SigilNode;
 use tonic::{Request, Response, Status};
 
+use crate::auth::authenticate;
 use crate::ctx::{Ctx, Route, caller_deadline};
 use crate::error::{ServiceError, ServiceResult};
 
@@ -73,8 +76,11 @@ fn membership_error(err: impl std::fmt::Display) -> ServiceError {
 impl OperatorService for OperatorSvc {
     async fn list_peers(
         &self,
-        _request: Request<ListPeersRequest>,
+        request: Request<ListPeersRequest>,
     ) -> Result<Response<ListPeersResponse>, Status> {
+        let caller = authenticate(&self.ctx, &request).await?;
+        caller.require_operator(OperatorCapability::RaftRead)?;
+
         Ok(Response::new(self.peers()))
     }
 
@@ -82,6 +88,8 @@ impl OperatorService for OperatorSvc {
         &self,
         request: Request<AddPeerRequest>,
     ) -> Result<Response<MembershipResponse>, Status> {
+        let caller = authenticate(&self.ctx, &request).await?;
+        caller.require_operator(OperatorCapability::RaftWrite)?;
         let req = request.get_ref().clone();
         if req.address.is_empty() {
             return Err(ServiceError::invalid("address", "must be host:port").into());
@@ -124,6 +132,8 @@ impl OperatorService for OperatorSvc {
         &self,
         request: Request<RemovePeerRequest>,
     ) -> Result<Response<MembershipResponse>, Status> {
+        let caller = authenticate(&self.ctx, &request).await?;
+        caller.require_operator(OperatorCapability::RaftWrite)?;
         let node_id = request.get_ref().node_id;
         if let Route::Forward(channel) = self.ctx.route(&request)? {
             let call =
@@ -147,6 +157,8 @@ impl OperatorService for OperatorSvc {
         &self,
         request: Request<TransferLeaderRequest>,
     ) -> Result<Response<TransferLeaderResponse>, Status> {
+        let caller = authenticate(&self.ctx, &request).await?;
+        caller.require_operator(OperatorCapability::RaftWrite)?;
         if let Route::Forward(channel) = self.ctx.route(&request)? {
             let call =
                 |ch, req| async move { OperatorServiceClient::new(ch).transfer_leader(req).await };

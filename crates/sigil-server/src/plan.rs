@@ -1,9 +1,11 @@
-//! `PlanService.Submit`: the leader validates a plan, signs every identity of every placed task
+//! `PlanService.Submit`: the caller needs `submit-job` in the plan's namespace; the leader
+//! validates a plan, signs every identity of every placed task
 //! and service with the active key, and commits plan and tokens in one Raft entry. Followers
 //! forward.
 
 use std::sync::Arc;
 
+use sigil_acl::NamespaceCapability;
 use sigil_identity::{SigningKey, WorkloadClaims};
 use sigil_proto::v1::plan_service_client::PlanServiceClient;
 use sigil_proto::v1::plan_service_server::PlanService;
@@ -14,6 +16,7 @@ use sigil_types::{
 };
 use tonic::{Request, Response, Status};
 
+use crate::auth::authenticate;
 use crate::config::ServerConfig;
 use crate::convert;
 use crate::ctx::{Ctx, Route, caller_deadline, now_ms};
@@ -120,7 +123,9 @@ impl PlanService for PlanSvc {
         &self,
         request: Request<SubmitPlanRequest>,
     ) -> Result<Response<SubmitPlanResponse>, Status> {
+        let caller = authenticate(&self.ctx, &request).await?;
         let plan = convert::plan_from_proto(request.get_ref())?;
+        caller.require_namespace(&plan.job.namespace, NamespaceCapability::SubmitJob)?;
         plan.validate().map_err(ServiceError::from)?;
 
         if let Route::Forward(channel) = self.ctx.route(&request)? {

@@ -1,5 +1,5 @@
-//! One `apply_<command>` per replicated command. Each either changes the state and marks what it
-//! touched, or changes nothing and returns a [`Rejection`].
+//! One `apply_<command>` per replicated command (the ACL ones are in `acl.rs`). Each either
+//! changes the state and marks what it touched, or changes nothing and returns a [`Rejection`].
 
 use sigil_keyring::{KeyState, RootKey};
 use sigil_types::{
@@ -41,6 +41,11 @@ impl SigilState {
             }
             Command::ApplyPlan(entry) => self.apply_plan(at, entry),
             Command::RenewIdentity(entry) => self.apply_renew_identity(at, entry),
+            Command::BootstrapAcl(token) => self.apply_bootstrap_acl(at, token),
+            Command::UpsertPolicy(policy) => self.apply_upsert_policy(policy),
+            Command::DeletePolicy { name } => self.apply_delete_policy(name),
+            Command::CreateToken(token) => self.apply_create_token(token),
+            Command::DeleteToken { accessor_id } => self.apply_delete_token(accessor_id),
         };
         result.unwrap_or_else(CommandResponse::Rejected)
     }

@@ -1,5 +1,5 @@
 //! Sigil's deterministic state machine: the keyring, jobs, allocations with their identities,
-//! and the results of applied plans.
+//! the results of applied plans, and ACL policies and tokens.
 //!
 //! [`SigilState::apply`] is the only way state changes. It reads no clock, draws no randomness
 //! and does no I/O: time, ids and signatures arrive inside the [`Command`], so every server that
@@ -8,6 +8,7 @@
 //!
 //! [`Command`]: sigil_types::Command
 
+mod acl;
 mod apply;
 
 pub use apply::EntryPosition;
@@ -15,4 +16,4 @@ mod records;
 mod state;
 
 pub use records::{RecordError, RecordKey};
-pub use state::SigilState;
+pub use state::{AclBootstrap, SigilState};

@@ -1,11 +1,13 @@
-//! How the state is laid out as records in the store: one record per keyring, job, allocation
-//! and plan, so that applying an entry rewrites only what it touched.
+//! How the state is laid out as records in the store: one record per keyring, job, allocation,
+//! plan, ACL policy and ACL token, plus the bootstrap marker, so that applying an entry rewrites
+//! only what it touched.
 
 use serde::{Deserialize, Serialize};
-use sigil_types::{AllocId, PlanId};
+use sigil_acl::AclPolicy;
+use sigil_types::{AclToken, AllocId, PlanId};
 
 use crate::SigilState;
-use crate::state::PlanRecord;
+use crate::state::{AclBootstrap, PlanRecord};
 
 /// The key of one persisted record.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -18,6 +20,12 @@ pub enum RecordKey {
     Alloc(AllocId),
     /// A plan's stored result.
     Plan(PlanId),
+    /// An ACL policy, by name.
+    AclPolicy(String),
+    /// An ACL token, by accessor id.
+    AclToken(uuid::Uuid),
+    /// The ACL bootstrap marker.
+    AclBootstrap,
 }
 
 /// A record that cannot be decoded: the store is corrupt or from an incompatible version.
@@ -40,6 +48,9 @@ const KEYRING: &str = "keyring";
 const JOB: &str = "job/";
 const ALLOC: &str = "alloc/";
 const PLAN: &str = "plan/";
+const ACL_POLICY: &str = "acl-policy/";
+const ACL_TOKEN: &str = "acl-token/";
+const ACL_BOOTSTRAP: &str = "acl-bootstrap";
 
 impl RecordKey {
     /// The key as stored.
@@ -49,6 +60,9 @@ impl RecordKey {
             Self::Job(key) => format!("{JOB}{key}"),
             Self::Alloc(id) => format!("{ALLOC}{id}"),
             Self::Plan(id) => format!("{PLAN}{id}"),
+            Self::AclPolicy(name) => format!("{ACL_POLICY}{name}"),
+            Self::AclToken(id) => format!("{ACL_TOKEN}{id}"),
+            Self::AclBootstrap => ACL_BOOTSTRAP.to_owned(),
         }
     }
 }
@@ -61,6 +75,9 @@ impl SigilState {
             RecordKey::Job(k) => serde_json::to_vec(self.jobs.get(k)?),
             RecordKey::Alloc(id) => serde_json::to_vec(self.allocs.get(id)?),
             RecordKey::Plan(id) => serde_json::to_vec(self.plans.get(id)?),
+            RecordKey::AclPolicy(name) => serde_json::to_vec(self.acl_policies.get(name)?),
+            RecordKey::AclToken(id) => serde_json::to_vec(self.acl_tokens.get(id)?),
+            RecordKey::AclBootstrap => serde_json::to_vec(self.acl_bootstrap.as_ref()?),
         };
         Some(value.expect("state records always serialize"))
     }
@@ -89,6 +106,18 @@ impl SigilState {
             } else if let Some(id) = key.strip_prefix(PLAN) {
                 let record: PlanRecord = serde_json::from_slice(value).map_err(corrupt)?;
                 state.plans.insert(PlanId(id.to_owned()), record);
+            } else if key.starts_with(ACL_POLICY) {
+                let policy: AclPolicy = serde_json::from_slice(value).map_err(corrupt)?;
+                state.acl_policies.insert(policy.name.clone(), policy);
+            } else if key.starts_with(ACL_TOKEN) {
+                let token: AclToken = serde_json::from_slice(value).map_err(corrupt)?;
+                state
+                    .token_hashes
+                    .insert(token.secret_hash.clone(), token.accessor_id);
+                state.acl_tokens.insert(token.accessor_id, token);
+            } else if key == ACL_BOOTSTRAP {
+                let record: AclBootstrap = serde_json::from_slice(value).map_err(corrupt)?;
+                state.acl_bootstrap = Some(record);
             } else {
                 return Err(RecordError::UnknownKey(key.to_owned()));
             }
@@ -102,6 +131,11 @@ impl SigilState {
         keys.extend(self.jobs.keys().cloned().map(RecordKey::Job));
         keys.extend(self.allocs.keys().copied().map(RecordKey::Alloc));
         keys.extend(self.plans.keys().cloned().map(RecordKey::Plan));
+        keys.extend(self.acl_policies.keys().cloned().map(RecordKey::AclPolicy));
+        keys.extend(self.acl_tokens.keys().copied().map(RecordKey::AclToken));
+        if self.acl_bootstrap.is_some() {
+            keys.push(RecordKey::AclBootstrap);
+        }
         keys
     }
 }

@@ -3,8 +3,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
+use sigil_acl::AclPolicy;
 use sigil_keyring::{KeyId, Keyring};
-use sigil_types::{AllocId, Allocation, Job, PlanId, PlanOutcome};
+use sigil_types::{AclToken, AllocId, Allocation, Job, PlanId, PlanOutcome, SecretHash};
 
 use crate::RecordKey;
 
@@ -16,6 +17,19 @@ pub struct SigilState {
     pub(crate) jobs: BTreeMap<String, Job>,
     pub(crate) allocs: BTreeMap<AllocId, Allocation>,
     pub(crate) plans: BTreeMap<PlanId, PlanRecord>,
+    /// ACL policies by name.
+    #[serde(default)]
+    pub(crate) acl_policies: BTreeMap<String, AclPolicy>,
+    /// ACL tokens by accessor id.
+    #[serde(default)]
+    pub(crate) acl_tokens: BTreeMap<uuid::Uuid, AclToken>,
+    /// Accessor ids by secret hash: the index every authenticated request uses. Derived from
+    /// `acl_tokens` (rebuilt when records are loaded), never a record of its own.
+    #[serde(default)]
+    pub(crate) token_hashes: BTreeMap<SecretHash, uuid::Uuid>,
+    /// Set once the ACL system was bootstrapped; never cleared.
+    #[serde(default)]
+    pub(crate) acl_bootstrap: Option<AclBootstrap>,
     /// Records changed since the last [`SigilState::take_dirty`]; never persisted itself.
     #[serde(skip)]
     pub(crate) dirty: BTreeSet<RecordKey>,
@@ -29,6 +43,15 @@ pub struct PlanRecord {
     /// The allocations it stopped.
     pub stopped: Vec<AllocId>,
     /// The log index that applied it.
+    pub log_index: u64,
+}
+
+/// The record of the one-time ACL bootstrap.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AclBootstrap {
+    /// The management token the bootstrap created (it may have been deleted since).
+    pub accessor_id: uuid::Uuid,
+    /// The log index of the bootstrap entry.
     pub log_index: u64,
 }
 
@@ -78,6 +101,36 @@ impl SigilState {
             .values()
             .filter(|a| a.is_live() && a.signing_key_id == key_id)
             .count()
+    }
+
+    /// An ACL policy by name.
+    pub fn acl_policy(&self, name: &str) -> Option<&AclPolicy> {
+        self.acl_policies.get(name)
+    }
+
+    /// Every ACL policy, by name.
+    pub fn acl_policies(&self) -> impl Iterator<Item = &AclPolicy> {
+        self.acl_policies.values()
+    }
+
+    /// An ACL token by accessor id.
+    pub fn acl_token(&self, accessor_id: &uuid::Uuid) -> Option<&AclToken> {
+        self.acl_tokens.get(accessor_id)
+    }
+
+    /// The ACL token whose secret hashes to `hash`.
+    pub fn acl_token_by_hash(&self, hash: &SecretHash) -> Option<&AclToken> {
+        self.acl_tokens.get(self.token_hashes.get(hash)?)
+    }
+
+    /// Every ACL token, by accessor id.
+    pub fn acl_tokens(&self) -> impl Iterator<Item = &AclToken> {
+        self.acl_tokens.values()
+    }
+
+    /// The ACL bootstrap, once it happened.
+    pub fn acl_bootstrap(&self) -> Option<&AclBootstrap> {
+        self.acl_bootstrap.as_ref()
     }
 
     /// The records changed since the last call, for the store to persist with `last_applied`.

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use sigil_keyring::Kek;
+use sigil_proto::v1::acl_service_client::AclServiceClient;
 use sigil_proto::v1::identity_service_client::IdentityServiceClient;
 use sigil_proto::v1::keyring_service_client::KeyringServiceClient;
 use sigil_proto::v1::operator_service_client::OperatorServiceClient;
@@ -76,7 +77,17 @@ impl Cluster {
         cluster
     }
 
+    /// Starts `n` servers with ACLs enabled, and waits as [`Cluster::start`] does. Nothing is
+    /// bootstrapped: the test calls `AclService.Bootstrap` itself.
+    pub async fn start_with_acls(n: usize) -> Cluster {
+        let cluster = Self::start_with(n, |config, _| config.acl.enabled = true).await;
+        cluster.wait_ready().await;
+        cluster
+    }
+
     /// Starts `n` servers, letting `tweak` adjust each one's config and KEK first; does not wait.
+    /// ACLs are disabled unless `tweak` enables them: tests that are not about ACLs need no
+    /// tokens.
     pub async fn start_with(
         n: usize,
         mut tweak: impl FnMut(&mut ServerConfig, &mut Option<Kek>),
@@ -105,6 +116,7 @@ impl Cluster {
             let mut config = ServerConfig::new(id, dir.path().join(format!("node-{id}")));
             config.peers = peers.clone();
             config.keyring.check_interval = Duration::from_millis(200);
+            config.acl.enabled = false;
             let mut node_kek = Some(Kek::from_base64(&kek.to_base64()).expect("KEK round trip"));
             tweak(&mut config, &mut node_kek);
             let (grpc_addr, http_addr) = (grpc.local_addr().unwrap(), http.local_addr().unwrap());
@@ -251,6 +263,11 @@ impl Cluster {
         OperatorServiceClient::new(self.channel(id).await)
     }
 
+    /// An ACL client connected to server `id`.
+    pub async fn acl(&self, id: NodeId) -> AclServiceClient<Channel> {
+        AclServiceClient::new(self.channel(id).await)
+    }
+
     async fn channel(&self, id: NodeId) -> Channel {
         Channel::from_shared(format!("http://{}", self.grpc_addr(id)))
             .expect("a valid URI")
@@ -279,6 +296,16 @@ impl Cluster {
             }
         }
     }
+}
+
+/// A request carrying `authorization: Bearer <token>` (an ACL secret or a workload JWT).
+pub fn authorized<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    let value = format!("Bearer {token}")
+        .parse()
+        .expect("a token is valid ASCII metadata");
+    request.metadata_mut().insert("authorization", value);
+    request
 }
 
 fn clone_kek(kek: &Option<Kek>) -> Option<Kek> {

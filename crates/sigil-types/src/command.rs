@@ -8,9 +8,10 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use sigil_acl::AclPolicy;
 use sigil_keyring::{KeyId, RootKey, RootKeyMeta};
 
-use crate::{AllocId, Allocation, IssuedIdentity, Job, NodeId, PlanId};
+use crate::{AclToken, AllocId, Allocation, IssuedIdentity, Job, NodeId, PlanId};
 
 /// One replicated state change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +44,23 @@ pub enum Command {
     ApplyPlan(Box<PlanEntry>),
     /// A renewed identity of a live allocation, replacing the one of the same workload and name.
     RenewIdentity(Box<RenewEntry>),
+    /// The one-time ACL bootstrap: the first management token. Applied only while the cluster
+    /// was never bootstrapped, so of two racing bootstraps exactly one wins.
+    BootstrapAcl(Box<AclToken>),
+    /// Create or replace a policy, validated by the leader before proposing.
+    UpsertPolicy(Box<AclPolicy>),
+    /// Delete a policy; tokens that name it keep the name and lose its grants.
+    DeletePolicy {
+        /// The policy's name.
+        name: String,
+    },
+    /// Create a token; its accessor id and secret hash must both be new.
+    CreateToken(Box<AclToken>),
+    /// Delete a token; its secret stops authenticating once this applies.
+    DeleteToken {
+        /// The token's accessor id.
+        accessor_id: uuid::Uuid,
+    },
 }
 
 /// The payload of [`Command::RenewIdentity`].
@@ -152,6 +170,13 @@ impl fmt::Display for Command {
                 renew.identity.workload.name(),
                 renew.identity.identity
             ),
+            Self::BootstrapAcl(token) => write!(f, "BootstrapAcl({})", token.accessor_id),
+            Self::UpsertPolicy(policy) => write!(f, "UpsertPolicy({})", policy.name),
+            Self::DeletePolicy { name } => write!(f, "DeletePolicy({name})"),
+            Self::CreateToken(token) => {
+                write!(f, "CreateToken({}, {})", token.accessor_id, token.kind)
+            }
+            Self::DeleteToken { accessor_id } => write!(f, "DeleteToken({accessor_id})"),
             Self::ApplyPlan(plan) => write!(
                 f,
                 "ApplyPlan({}, {} allocs, {} stops)",

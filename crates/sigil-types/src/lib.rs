@@ -4,11 +4,13 @@
 //! Every crate above the pure ones (keyring, identity, acl) speaks these types; the state machine
 //! applies them, the server builds them, the Raft layer carries them.
 
+mod acl;
 mod alloc;
 mod command;
 mod plan;
 mod raft;
 
+pub use acl::{AclToken, MAX_TOKEN_NAME_CHARS, SecretHash, TokenKind};
 pub use alloc::{AllocId, AllocStatus, Allocation, IssuedIdentity, Workload};
 pub use command::{
     Command, CommandResponse, PlanEntry, PlanOutcome, Rejection, RejectionKind, RenewEntry,
