@@ -450,7 +450,8 @@ mod tests {
             summary.operator,
             [
                 OperatorCapability::LicenseRead,
-                OperatorCapability::KeyringRead
+                OperatorCapability::KeyringRead,
+                OperatorCapability::RaftRead
             ],
             "operator read expands"
         );

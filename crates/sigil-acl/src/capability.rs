@@ -297,13 +297,17 @@ impl OperatorPolicy {
         use OperatorCapability as C;
         match self {
             OperatorPolicy::Deny => &[C::Deny],
-            OperatorPolicy::Read => &[C::LicenseRead, C::KeyringRead],
+            // Nomad's operator read and write also cover `operator raft list-peers` and the
+            // membership commands; Sigil names those raft-read and raft-write.
+            OperatorPolicy::Read => &[C::LicenseRead, C::KeyringRead, C::RaftRead],
             OperatorPolicy::Write => &[
                 C::LicenseRead,
                 C::KeyringRead,
+                C::RaftRead,
                 C::SnapshotSave,
                 C::KeyringRotate,
                 C::KeyringDelete,
+                C::RaftWrite,
             ],
         }
     }
