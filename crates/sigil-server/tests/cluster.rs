@@ -606,3 +606,64 @@ async fn stopping_an_allocation_revokes_its_tokens() {
     }
     cluster.shutdown().await;
 }
+
+/// With a small snapshot threshold the log is purged behind snapshots, so disk stays bounded;
+/// a server whose disk was replaced catches up from the leader's snapshot (sent in chunks over
+/// the Raft transport) and ends with the same keys and allocations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_with_a_new_disk_catches_up_from_a_snapshot() {
+    let mut cluster = Cluster::start_with(3, |config, _| {
+        config.raft.snapshot_after_entries = 10;
+    })
+    .await;
+    cluster.wait_ready().await;
+    let leader = cluster.leader().await;
+    for i in 0..30 {
+        submit(&cluster, leader, &plan(&format!("snap-{i}"), 1)).await;
+    }
+    eventually(
+        "every server to purge its log behind a snapshot",
+        DEADLINE,
+        || async {
+            let purged = cluster.running().all(|id| {
+                let metrics = cluster.server(id).raft().metrics();
+                metrics.borrow_watched().purged.is_some_and(|p| p.index > 0)
+            });
+            purged.then_some(())
+        },
+    )
+    .await;
+
+    let wiped = cluster
+        .running()
+        .find(|id| *id != leader)
+        .expect("a follower");
+    cluster.stop_and_wipe(wiped).await;
+    cluster.restart(wiped).await;
+
+    let expected = cluster.server(leader).state().read().state.allocs().count();
+    assert_eq!(expected, 30, "thirty plans, one allocation each");
+    eventually(
+        "the wiped server to catch up from a snapshot",
+        DEADLINE,
+        || async {
+            let count = cluster.server(wiped).state().read().state.allocs().count();
+            (count == expected).then_some(())
+        },
+    )
+    .await;
+    let snapshot = cluster
+        .server(wiped)
+        .raft()
+        .metrics()
+        .borrow_watched()
+        .snapshot;
+    assert!(snapshot.is_some(), "the wiped server installed a snapshot");
+    cluster.wait_ready().await;
+    assert_eq!(
+        cluster.jwks(wiped).await,
+        cluster.jwks(leader).await,
+        "same JWKS as the leader"
+    );
+    cluster.shutdown().await;
+}

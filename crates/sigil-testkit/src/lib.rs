@@ -231,6 +231,13 @@ impl Cluster {
         server.shutdown().await;
     }
 
+    /// Stops server `id` and deletes its data, as if its disk were replaced.
+    pub async fn stop_and_wipe(&mut self, id: NodeId) {
+        self.stop(id).await;
+        let dir = &self.slot(id).config.data_dir;
+        std::fs::remove_dir_all(dir).expect("the data dir is removed");
+    }
+
     /// Starts server `id` again on the same addresses and data.
     pub async fn restart(&mut self, id: NodeId) {
         let slot = &self.slots[(id - 1) as usize];
