@@ -9,7 +9,9 @@ use std::time::Duration;
 use common::{kid, submit, verify_independently};
 use openraft::async_runtime::watch::WatchReceiver;
 use sigil_keyring::Kek;
-use sigil_proto::v1::{ListKeysRequest, RotateKeyRequest, SubmitPlanRequest, VerifyRequest};
+use sigil_proto::v1::{
+    ListKeysRequest, ListPeersRequest, RotateKeyRequest, SubmitPlanRequest, VerifyRequest,
+};
 use sigil_server::convert::plan_to_proto;
 use sigil_testkit::{Cluster, DEADLINE, eventually, sample_plan};
 
@@ -665,5 +667,71 @@ async fn a_server_with_a_new_disk_catches_up_from_a_snapshot() {
         cluster.jwks(leader).await,
         "same JWKS as the leader"
     );
+    cluster.shutdown().await;
+}
+
+/// `transfer-leader` hands leadership to the chosen voter, which then signs; `remove-peer`
+/// shrinks the membership and the remaining servers keep signing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leadership_moves_on_request_and_a_removed_peer_leaves_the_membership() {
+    let cluster = Cluster::start(3).await;
+    let leader = cluster.leader().await;
+    let target = cluster
+        .running()
+        .find(|id| *id != leader)
+        .expect("a follower");
+
+    let request = sigil_proto::v1::TransferLeaderRequest { to_node_id: target };
+    let moved = cluster
+        .operator(leader)
+        .await
+        .transfer_leader(request)
+        .await
+        .expect("transfer");
+    assert_eq!(
+        moved.into_inner().new_leader_id,
+        target,
+        "the chosen voter leads"
+    );
+    assert_eq!(cluster.leader().await, target, "every server agrees");
+    let signed = submit(&cluster, target, &plan("after-transfer", 1)).await;
+    assert_eq!(signed.allocations.len(), 1, "the new leader signs");
+
+    let removed = cluster
+        .running()
+        .find(|id| *id != target)
+        .expect("another server");
+    let request = sigil_proto::v1::RemovePeerRequest { node_id: removed };
+    let membership = cluster
+        .operator(target)
+        .await
+        .remove_peer(request)
+        .await
+        .expect("remove");
+    let voters: Vec<_> = membership
+        .into_inner()
+        .peers
+        .iter()
+        .filter(|p| p.voter)
+        .map(|p| p.node_id)
+        .collect();
+    assert!(
+        !voters.contains(&removed),
+        "node {removed} is no longer a voter: {voters:?}"
+    );
+    assert_eq!(voters.len(), 2, "two voters remain");
+
+    let peers = cluster
+        .operator(target)
+        .await
+        .list_peers(ListPeersRequest {})
+        .await;
+    let peers = peers.expect("list peers").into_inner();
+    assert!(
+        peers.peers.iter().any(|p| p.leader && p.node_id == target),
+        "leader listed"
+    );
+    let after = submit(&cluster, target, &plan("after-removal", 1)).await;
+    assert_eq!(after.allocations.len(), 1, "two voters still commit");
     cluster.shutdown().await;
 }
