@@ -173,10 +173,17 @@ pub async fn run(config: ServerConfig, kek: Option<Kek>) -> anyhow::Result<()> {
              {KEK_ENV} or kek_file (generate one with `sigil operator kek generate`)"
         ),
     }
+    if !config.acl.enabled {
+        tracing::warn!(
+            "ACLS DISABLED (acl.enabled = false): anyone who reaches the gRPC port may submit \
+             plans, mint identities and change the keyring. Use this only for development"
+        );
+    }
     tracing::info!(
         node_id = config.node_id,
         data_dir = %config.data_dir.display(),
         peers = ?config.peers.iter().map(|p| (p.id, p.addr.as_str())).collect::<Vec<_>>(),
+        acl_enabled = config.acl.enabled,
         "starting agent"
     );
     let grpc = bind("grpc_addr", &config.grpc_addr).await?;
@@ -368,6 +375,38 @@ mod tests {
             config.kek_file.as_deref(),
             Some(Path::new("/etc/sigil/kek")),
             "the KEK file path is read"
+        );
+        assert!(config.acl.enabled, "the example documents ACLs on");
+    }
+
+    #[test]
+    fn acls_are_on_unless_the_file_turns_them_off() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let base = "node_id = 1\ndata_dir = \"d\"\n";
+        let default = write(dir.path(), "default.toml", base);
+        let config = resolve(Some(&default), &Overrides::default()).expect("valid");
+        assert!(config.acl.enabled, "without an [acl] block, ACLs are on");
+
+        let off = write(
+            dir.path(),
+            "off.toml",
+            &format!("{base}\n[acl]\nenabled = false\n"),
+        );
+        let config = resolve(Some(&off), &Overrides::default()).expect("valid");
+        assert!(!config.acl.enabled, "[acl] enabled = false turns them off");
+
+        let typo = write(
+            dir.path(),
+            "typo.toml",
+            &format!("{base}\n[acl]\nenable = false\n"),
+        );
+        let text = format!(
+            "{:#}",
+            resolve(Some(&typo), &Overrides::default()).unwrap_err()
+        );
+        assert!(
+            text.contains("enable"),
+            "a misspelt ACL field is named: {text}"
         );
     }
 

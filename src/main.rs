@@ -1,5 +1,5 @@
 //! `sigil`: the one binary of Sigil, both the server daemon (`sigil agent`, `sigil dev`) and the
-//! command-line client (`sigil plan`, `identity`, `keyring`, `operator`, `bench`).
+//! command-line client (`sigil plan`, `identity`, `keyring`, `operator`, `acl`, `bench`).
 //!
 //! This file only parses the command line, installs logging and runs the chosen command; the
 //! commands live in `cli/`, the daemon wiring in `agent.rs`, the in-process cluster in `dev.rs`.

@@ -1,6 +1,7 @@
-//! Process-level failover (design section 7, layer 4): three real `sigil agent` processes, the
-//! leader killed with SIGKILL, and every token issued before and after the failover verified by
-//! an independent JWT library (`jsonwebtoken`) against the JWKS a survivor serves over HTTP.
+//! Process-level failover (design section 7, layer 4): three real `sigil agent` processes with
+//! ACLs on (the default), bootstrapped through `sigil acl bootstrap`, the leader killed with
+//! SIGKILL, and every token issued before and after the failover verified by an independent JWT
+//! library (`jsonwebtoken`) against the JWKS a survivor serves over HTTP.
 //!
 //! Everything runs on 127.0.0.1. Every wait polls a condition until a deadline; every agent is
 //! killed when the test ends, pass or fail, and a failing test prints the agents' logs.
@@ -9,7 +10,7 @@ use std::fs::File;
 use std::future::Future;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::JwkSet;
@@ -19,6 +20,7 @@ use sigil_keyring::Kek;
 use sigil_proto::v1::keyring_service_client::KeyringServiceClient;
 use sigil_proto::v1::plan_service_client::PlanServiceClient;
 use sigil_proto::v1::{ListKeysRequest, SubmitPlanRequest, SubmitPlanResponse};
+use sigil_testkit::authorized;
 use sigil_types::Plan;
 use tonic::Code;
 
@@ -79,8 +81,7 @@ impl Cluster {
             let config = format!(
                 "node_id = {}\ndata_dir = {:?}\ngrpc_addr = {:?}\nhttp_addr = {:?}\n\
                  peers = [{}]\n\n[raft]\nheartbeat_interval = \"100ms\"\n\
-                 election_timeout_min = \"500ms\"\nelection_timeout_max = \"1000ms\"\n\n\
-                 [acl]\nenabled = false\n",
+                 election_timeout_min = \"500ms\"\nelection_timeout_max = \"1000ms\"\n",
                 agent.id,
                 data_dir.display().to_string(),
                 agent.grpc,
@@ -175,9 +176,11 @@ impl Drop for Cluster {
     }
 }
 
-/// A failover loses no acknowledged plan and every token stays verifiable.
+/// A failover loses no acknowledged plan and every token stays verifiable, with ACLs enforced.
 ///
-/// Phases: three agents become ready; a plan submitted to a follower is forwarded and applies;
+/// Phases: three agents become ready; `sigil acl bootstrap` returns the management token, and
+/// `sigil plan submit` without a token is refused as Unauthenticated (so ACLs are really on);
+/// a plan submitted with the token to a follower is forwarded and applies;
 /// the leader is killed with SIGKILL; the two survivors elect one of themselves; `sigil plan
 /// submit`, given the dead leader's address first, moves on and applies a second plan; a
 /// resubmission of the first plan is answered from replicated state (exactly once across the
@@ -197,9 +200,37 @@ async fn a_killed_leader_is_replaced_and_every_token_still_verifies_independentl
     let leader = cluster.wait_for_leader(&all, &http).await;
     let follower = *all.iter().find(|id| **id != leader).expect("a follower");
 
-    // Phase 2: a plan sent to a follower is forwarded to the leader and applies.
+    // Phase 2: the CLI bootstraps the ACL system; without a token a plan is refused.
+    let every = [1, 2, 3].map(|id| cluster.agent(id).grpc.clone()).join(",");
+    let token = bootstrap_with_cli(&every).await;
+    let me = run_cli(
+        &["acl", "token", "self", "--json", "--address", &every],
+        Some(&token),
+    )
+    .await;
+    let me: Value = serde_json::from_slice(&me.stdout).expect("acl token self prints JSON");
+    assert_eq!(
+        me["type"], "management",
+        "the bootstrap token is a management token"
+    );
+    let plan_file = cluster.dir.path().join("plan.json");
+    std::fs::write(&plan_file, EXAMPLE_PLAN).expect("write the plan file");
+    let plan_path = plan_file.to_str().expect("a UTF-8 path");
+    let refused = run_cli(&["plan", "submit", "--address", &every, plan_path], None).await;
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success(),
+        "a plan without a token is refused; stdout: {}",
+        String::from_utf8_lossy(&refused.stdout)
+    );
+    assert!(
+        stderr.contains("Unauthenticated"),
+        "the refusal says Unauthenticated: {stderr}"
+    );
+
+    // Phase 3: a plan sent with the token to a follower is forwarded to the leader and applies.
     let first_plan = example_plan("failover-1");
-    let first = submit_with_retry(&cluster.agent(follower).grpc, &first_plan).await;
+    let first = submit_with_retry(&cluster.agent(follower).grpc, &token, &first_plan).await;
     assert_eq!(
         first.plan_id, "failover-1",
         "the answer is for the submitted plan"
@@ -211,19 +242,19 @@ async fn a_killed_leader_is_replaced_and_every_token_still_verifies_independentl
     );
     assert!(!first.replayed, "the first submission really applied");
 
-    // Phase 3: SIGKILL the leader; the survivors elect a new one among themselves.
+    // Phase 4: SIGKILL the leader; the survivors elect a new one among themselves.
     cluster.kill(leader);
     let survivors: Vec<u64> = all.into_iter().filter(|id| *id != leader).collect();
     let new_leader = cluster.wait_for_leader(&survivors, &http).await;
     assert_ne!(new_leader, leader, "a survivor leads");
 
-    // Phase 4: the CLI, pointed first at the dead leader, moves on and applies a second plan.
+    // Phase 5: the CLI, pointed first at the dead leader, moves on and applies a second plan.
     let addresses = format!(
         "{},{}",
         cluster.agent(leader).grpc,
         cluster.agent(survivors[0]).grpc
     );
-    let second = submit_with_cli(cluster.dir.path(), &addresses, "failover-2").await;
+    let second = submit_with_cli(plan_path, &addresses, &token, "failover-2").await;
     assert_eq!(
         second["plan_id"], "failover-2",
         "the CLI answered for the second plan"
@@ -232,8 +263,8 @@ async fn a_killed_leader_is_replaced_and_every_token_still_verifies_independentl
     let second_allocs = second["allocations"].as_array().expect("allocations array");
     assert_eq!(second_allocs.len(), 2, "both placements of the second plan");
 
-    // Phase 5: the first plan, resubmitted to a survivor, is answered from replicated state.
-    let replay = submit_with_retry(&cluster.agent(new_leader).grpc, &first_plan).await;
+    // Phase 6: the first plan, resubmitted to a survivor, is answered from replicated state.
+    let replay = submit_with_retry(&cluster.agent(new_leader).grpc, &token, &first_plan).await;
     assert!(
         replay.replayed,
         "a retry after failover returns the first result"
@@ -245,7 +276,7 @@ async fn a_killed_leader_is_replaced_and_every_token_still_verifies_independentl
         "the same allocations, not a second placement"
     );
 
-    // Phase 6: every token verifies independently against a survivor's JWKS.
+    // Phase 7: every token verifies independently against a survivor's JWKS.
     let survivor = cluster.agent(survivors[1]);
     let jwks: JwkSet = http
         .get(format!("http://{}/.well-known/jwks.json", survivor.http))
@@ -255,7 +286,7 @@ async fn a_killed_leader_is_replaced_and_every_token_still_verifies_independentl
         .json()
         .await
         .expect("the JWKS is a JWK set");
-    let active = active_key_id(&survivor.grpc).await;
+    let active = active_key_id(&survivor.grpc, &token).await;
     let mut tokens = Vec::new();
     for alloc in &first.allocations {
         for identity in &alloc.identities {
@@ -346,15 +377,19 @@ fn example_plan(plan_id: &str) -> SubmitPlanRequest {
     sigil_server::convert::plan_to_proto(&plan)
 }
 
-/// Submits `plan` to `addr`, retrying `Unavailable` (the same request, so the same plan id)
-/// until the deadline; any other error fails the test.
-async fn submit_with_retry(addr: &str, plan: &SubmitPlanRequest) -> SubmitPlanResponse {
+/// Submits `plan` to `addr` with `token`, retrying `Unavailable` (the same request, so the same
+/// plan id) until the deadline; any other error fails the test.
+async fn submit_with_retry(
+    addr: &str,
+    token: &str,
+    plan: &SubmitPlanRequest,
+) -> SubmitPlanResponse {
     let endpoint = format!("http://{addr}");
     eventually(
         &format!("plan {} applied via {addr}", plan.plan_id),
         || async {
             let mut client = PlanServiceClient::connect(endpoint.clone()).await.ok()?;
-            let mut request = tonic::Request::new(plan.clone());
+            let mut request = authorized(plan.clone(), token);
             request.set_timeout(Duration::from_secs(10));
             match client.submit(request).await {
                 Ok(response) => Some(response.into_inner()),
@@ -366,45 +401,85 @@ async fn submit_with_retry(addr: &str, plan: &SubmitPlanRequest) -> SubmitPlanRe
     .await
 }
 
-/// Runs `sigil plan submit` on the example plan and returns its JSON output.
-async fn submit_with_cli(dir: &Path, addresses: &str, plan_id: &str) -> Value {
-    let plan_file = dir.join("plan.json");
-    std::fs::write(&plan_file, EXAMPLE_PLAN).expect("write the plan file");
-    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_sigil"))
-        .args([
-            "plan",
-            "submit",
-            "--plan-id",
-            plan_id,
-            "--timeout",
-            "30s",
-            "--address",
-        ])
-        .arg(addresses)
-        .arg(&plan_file)
-        .env_remove("SIGIL_ADDR")
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(DEADLINE, run)
-        .await
-        .expect("sigil plan submit finished within the deadline")
-        .expect("run sigil plan submit");
+/// Runs `sigil acl bootstrap --json` against `addresses` and returns the management secret.
+/// The CLI retries `Unavailable` itself, so a leader elected a moment ago is fine.
+async fn bootstrap_with_cli(addresses: &str) -> String {
+    let args = [
+        "acl",
+        "bootstrap",
+        "--json",
+        "--timeout",
+        "30s",
+        "--address",
+        addresses,
+    ];
+    let output = run_cli(&args, None).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "sigil acl bootstrap failed: {stderr}"
+    );
+    let created: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("sigil acl bootstrap printed no JSON ({e}); stderr: {stderr}"));
+    assert_eq!(
+        created["type"], "management",
+        "bootstrap creates a management token"
+    );
+    field_of(&created, "secret_id")
+}
+
+/// Runs `sigil plan submit` with `token` in `SIGIL_TOKEN` and returns its JSON output.
+async fn submit_with_cli(plan_file: &str, addresses: &str, token: &str, plan_id: &str) -> Value {
+    let args = [
+        "plan",
+        "submit",
+        "--plan-id",
+        plan_id,
+        "--timeout",
+        "30s",
+        "--address",
+        addresses,
+        plan_file,
+    ];
+    let output = run_cli(&args, Some(token)).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
         "sigil plan submit failed: {stderr}"
     );
+    assert!(
+        !stderr.contains(token),
+        "the CLI never prints the token: {stderr}"
+    );
     serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|e| panic!("sigil plan submit printed no JSON ({e}); stderr: {stderr}"))
 }
 
+/// Runs the `sigil` CLI with `SIGIL_TOKEN` set to `token` (or unset) and no `SIGIL_ADDR`, and
+/// returns its output, failing the test when it runs past the deadline.
+async fn run_cli(args: &[&str], token: Option<&str>) -> Output {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_sigil"));
+    command
+        .args(args)
+        .env_remove("SIGIL_ADDR")
+        .kill_on_drop(true);
+    match token {
+        Some(token) => command.env("SIGIL_TOKEN", token),
+        None => command.env_remove("SIGIL_TOKEN"),
+    };
+    tokio::time::timeout(DEADLINE, command.output())
+        .await
+        .unwrap_or_else(|_| panic!("sigil {args:?} did not finish within {DEADLINE:?}"))
+        .expect("run the sigil CLI")
+}
+
 /// The id of the active key as a server lists it.
-async fn active_key_id(addr: &str) -> String {
+async fn active_key_id(addr: &str, token: &str) -> String {
     let mut client = KeyringServiceClient::connect(format!("http://{addr}"))
         .await
         .expect("connect to a survivor");
     let keys = client
-        .list(ListKeysRequest {})
+        .list(authorized(ListKeysRequest {}, token))
         .await
         .expect("list keys")
         .into_inner()

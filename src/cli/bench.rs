@@ -1,7 +1,8 @@
 //! `sigil bench`: drives a running cluster with plans and reports throughput and latency, sent
 //! straight to the leader (`direct`) and through a follower that forwards them (`forwarded`).
-//! `--local` first starts a three-server cluster in this process, so one command on a fresh
-//! machine gives figures.
+//! `--local` first starts a three-server cluster in this process and bootstraps its ACL system,
+//! so one command on a fresh machine gives figures; against a running cluster, `--token` (or
+//! `SIGIL_TOKEN`) must allow `submit-job` in `default` and `raft-read`.
 //!
 //! Every plan carries a fresh plan id, so each one really places and signs; none is a replay.
 //! Requests are not retried: a failed plan is counted as an error, not hidden in the latency.
@@ -20,17 +21,15 @@ use sigil_proto::v1::{ListPeersRequest, Peer, SubmitPlanRequest};
 use sigil_types::{Job, MAX_IDENTITIES_PER_PLAN, Placement, Plan, PlanId, Task, TaskGroup};
 use tokio::task::JoinSet;
 use tonic::Request;
+use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
 
-use super::client::{Client, ClientArgs, describe};
+use super::client::{AUTHORIZATION, Client, ClientArgs, Token, describe};
 use super::table::Table;
 use crate::dev::LocalCluster;
 
 /// The most concurrent clients; each holds its own connection.
 const MAX_CLIENTS: usize = 1024;
-
-/// How long a `--local` cluster may take to become ready.
-const LOCAL_READY_WITHIN: Duration = Duration::from_secs(30);
 
 /// Measure plan throughput and latency (build with --release for meaningful figures).
 #[derive(Debug, Args)]
@@ -62,7 +61,8 @@ pub struct BenchArgs {
     #[arg(long)]
     json: bool,
 
-    /// Start a three-server cluster in this process and bench it (`--address` is ignored).
+    /// Start a three-server cluster in this process, bootstrap its ACLs and bench it with the
+    /// management token (`--address` and `--token` are ignored).
     /// Clients and servers then share this machine's CPUs.
     #[arg(long)]
     local: bool,
@@ -77,6 +77,18 @@ enum Mode {
     Forwarded,
     /// Direct, then forwarded.
     Both,
+}
+
+/// What the clients of one mode share: the plan counter, the plan and how to send it.
+#[derive(Debug, Clone)]
+struct Work {
+    /// How many plans have been taken; a client stops once it reaches `total`.
+    next: Arc<AtomicUsize>,
+    total: usize,
+    template: SubmitPlanRequest,
+    timeout: Duration,
+    /// `Bearer <token>` (marked sensitive), sent with every plan when a token is given.
+    authorization: Option<MetadataValue<Ascii>>,
 }
 
 /// What the workers of one mode observed.
@@ -110,10 +122,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let template = sigil_server::convert::plan_to_proto(&plan_template(&args)?);
     let reports = if args.local {
         let cluster = LocalCluster::start(3, None).await?;
-        let measured = match cluster.wait_ready(LOCAL_READY_WITHIN).await {
-            Ok(_) => {
+        let measured = match super::dev::ready_and_bootstrapped(&cluster).await {
+            Ok((_, secret)) => {
                 let addrs: Vec<String> = cluster.addrs().into_iter().map(|n| n.grpc).collect();
-                measure(&args, &addrs, &template).await
+                measure(&args, &addrs, &template, Some(&Token::new(secret))).await
             }
             Err(err) => Err(err),
         };
@@ -121,7 +133,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         cluster.shutdown().await;
         measured?
     } else {
-        measure(&args, &args.client.address, &template).await?
+        let token = args.client.token.as_ref();
+        measure(&args, &args.client.address, &template, token).await?
     };
     print_reports(&args, &reports)?;
 
@@ -141,8 +154,9 @@ async fn measure(
     args: &BenchArgs,
     addrs: &[String],
     template: &SubmitPlanRequest,
+    token: Option<&Token>,
 ) -> anyhow::Result<Vec<Report>> {
-    let mut client = Client::new(addrs, args.client.timeout)?;
+    let mut client = Client::new(addrs, args.client.timeout)?.with_token(token)?;
     let peers = client
         .call(ListPeersRequest {}, |channel, request| async move {
             OperatorServiceClient::new(channel)
@@ -215,13 +229,14 @@ async fn run_mode(
     let mut warm = JoinSet::new();
     for channel in &channels {
         let once = Arc::new(AtomicUsize::new(0));
-        warm.spawn(worker(
-            channel.clone(),
-            once,
-            1,
-            template.clone(),
-            args.client.timeout,
-        ));
+        let work = Work {
+            next: once,
+            total: 1,
+            template: template.clone(),
+            timeout: args.client.timeout,
+            authorization: client.authorization().cloned(),
+        };
+        warm.spawn(worker(channel.clone(), work));
     }
     let warm = collect(warm).await?;
     if let Some(err) = warm.first_error {
@@ -230,28 +245,22 @@ async fn run_mode(
 
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
-    let workers = spawn_workers(&channels, &next, args.plans, template, args.client.timeout);
+    let work = Work {
+        next,
+        total: args.plans,
+        template: template.clone(),
+        timeout: args.client.timeout,
+        authorization: client.authorization().cloned(),
+    };
+    let workers = spawn_workers(&channels, &work);
     let samples = collect(workers).await?;
     Ok(Report::new(mode, target, samples, started.elapsed()))
 }
 
-fn spawn_workers(
-    channels: &[Channel],
-    next: &Arc<AtomicUsize>,
-    total: usize,
-    template: &SubmitPlanRequest,
-    timeout: Duration,
-) -> JoinSet<Samples> {
+fn spawn_workers(channels: &[Channel], work: &Work) -> JoinSet<Samples> {
     let mut set = JoinSet::new();
     for channel in channels {
-        let work = worker(
-            channel.clone(),
-            next.clone(),
-            total,
-            template.clone(),
-            timeout,
-        );
-        set.spawn(work);
+        set.spawn(worker(channel.clone(), work.clone()));
     }
     set
 }
@@ -268,20 +277,17 @@ async fn collect(mut workers: JoinSet<Samples>) -> anyhow::Result<Samples> {
     Ok(all)
 }
 
-async fn worker(
-    channel: Channel,
-    next: Arc<AtomicUsize>,
-    total: usize,
-    template: SubmitPlanRequest,
-    timeout: Duration,
-) -> Samples {
+async fn worker(channel: Channel, work: Work) -> Samples {
     let mut client = PlanServiceClient::new(channel);
     let mut samples = Samples::default();
-    while next.fetch_add(1, Ordering::Relaxed) < total {
-        let mut plan = template.clone();
+    while work.next.fetch_add(1, Ordering::Relaxed) < work.total {
+        let mut plan = work.template.clone();
         plan.plan_id = format!("bench-{}", uuid::Uuid::new_v4());
         let mut request = Request::new(plan);
-        request.set_timeout(timeout);
+        request.set_timeout(work.timeout);
+        if let Some(value) = &work.authorization {
+            request.metadata_mut().insert(AUTHORIZATION, value.clone());
+        }
 
         let started = Instant::now();
         match client.submit(request).await {

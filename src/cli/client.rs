@@ -1,5 +1,5 @@
 //! The CLI's gRPC client, used by every client command (`plan`, `identity`, `keyring`,
-//! `operator raft`, `bench`) and by `sigil dev --smoke`.
+//! `operator raft`, `acl`, `bench`) and by `sigil dev`.
 //!
 //! It talks to the first server among `--address` that answers. When a server answers
 //! `Unavailable` (no leader yet, leader unreachable, leadership moved, the server is gone), the
@@ -7,14 +7,22 @@
 //! `x-sigil-leader` hint when there is one and at the next address otherwise, until `--timeout`
 //! runs out. Resending the same request is what makes a retried plan safe: it keeps its
 //! `plan_id`, so the leader returns the first result instead of placing twice.
+//!
+//! With `--token` (or `SIGIL_TOKEN`) every attempt, retries included, carries `authorization:
+//! Bearer <token>`. The token is never printed or logged: its `Debug` is redacted and the
+//! header value is marked sensitive. `Unauthenticated` and `PermissionDenied` are final, like
+//! every answer but `Unavailable`: another server would give the same one.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
+use std::fmt;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Args;
 use sigil_server::LEADER_HEADER;
+use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Response, Status};
 
@@ -26,6 +34,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// How long one connection attempt may take, so one dead address does not use up the budget.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The metadata key that carries the token.
+pub const AUTHORIZATION: &str = "authorization";
 
 /// Where client commands send their requests and how long they may take.
 #[derive(Debug, Clone, Args)]
@@ -43,7 +54,25 @@ pub struct ClientArgs {
     /// How long the command may take, retries included (`10s`, `500ms`, `1m`).
     #[arg(long, global = true, default_value = "10s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
+
+    /// The ACL token to call with: a secret id (`sigil acl bootstrap`, `sigil acl token
+    /// create`) or a workload identity JWT. Prefer `SIGIL_TOKEN` over the flag, which other
+    /// users can see in the process list.
+    #[arg(
+        long,
+        global = true,
+        env = "SIGIL_TOKEN",
+        hide_env_values = true,
+        value_name = "SECRET",
+        value_parser = token_arg
+    )]
+    pub token: Option<Token>,
 }
+
+/// A token from `--token`. Its `Debug` is redacted, so a parsed command line can be printed.
+/// It is checked when a client is built rather than by clap, whose errors echo the value.
+#[derive(Clone)]
+pub struct Token(String);
 
 /// A connection to a cluster that retries `Unavailable` answers.
 pub struct Client {
@@ -53,6 +82,8 @@ pub struct Client {
     current: usize,
     channels: HashMap<String, Channel>,
     timeout: Duration,
+    /// `Bearer <token>`, marked sensitive, sent with every attempt; `None` without a token.
+    authorization: Option<MetadataValue<Ascii>>,
 }
 
 /// Exponential backoff: 50 ms, 100 ms, ... capped at one second.
@@ -64,7 +95,37 @@ struct Backoff {
 impl ClientArgs {
     /// A client over these addresses.
     pub fn connect(&self) -> anyhow::Result<Client> {
-        Client::new(&self.address, self.timeout)
+        Client::new(&self.address, self.timeout)?.with_token(self.token.as_ref())
+    }
+}
+
+impl Token {
+    /// A token from its text, as `sigil dev` and `bench --local` get it from the bootstrap.
+    pub fn new(text: impl Into<String>) -> Token {
+        Token(text.into())
+    }
+
+    /// The `authorization` header value, marked sensitive. Errors describe the token's problem
+    /// without quoting it.
+    pub fn header(&self) -> anyhow::Result<MetadataValue<Ascii>> {
+        let text = self.0.trim();
+        if text.is_empty() {
+            bail!("--token (or SIGIL_TOKEN): empty; unset it, or give a secret id or a JWT");
+        }
+        let mut value: MetadataValue<Ascii> = format!("Bearer {text}").parse().map_err(|_| {
+            anyhow::anyhow!(
+                "--token (or SIGIL_TOKEN): has characters a gRPC header cannot carry; a token \
+                 is a UUID or a JWT, both plain ASCII"
+            )
+        })?;
+        value.set_sensitive(true);
+        Ok(value)
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(redacted)")
     }
 }
 
@@ -86,7 +147,20 @@ impl Client {
             current: 0,
             channels: HashMap::new(),
             timeout,
+            authorization: None,
         })
+    }
+
+    /// This client, sending `token` with every request; unchanged when `token` is `None`.
+    pub fn with_token(mut self, token: Option<&Token>) -> anyhow::Result<Client> {
+        self.authorization = token.map(Token::header).transpose()?;
+        Ok(self)
+    }
+
+    /// The `authorization` value this client sends, for callers (the benchmark) that build
+    /// requests on their own channels.
+    pub fn authorization(&self) -> Option<&MetadataValue<Ascii>> {
+        self.authorization.as_ref()
     }
 
     /// Sends `request` with `rpc`, retrying `Unavailable` answers as the module describes. Any
@@ -111,6 +185,9 @@ impl Client {
             let status = match self.attempt(&addr, &request, remaining, &mut rpc).await {
                 Ok(response) => return Ok(response.into_inner()),
                 Err(status) if status.code() == Code::Unavailable => status,
+                Err(status) if status.code() == Code::Unauthenticated => {
+                    bail!(self.unauthenticated(&status))
+                }
                 Err(status) => bail!(describe(&status)),
             };
 
@@ -165,6 +242,9 @@ impl Client {
         let mut request = Request::new(request.clone());
         // The server bounds its own work (forwarding, waiting for commit) by this deadline.
         request.set_timeout(remaining);
+        if let Some(value) = &self.authorization {
+            request.metadata_mut().insert(AUTHORIZATION, value.clone());
+        }
         match tokio::time::timeout(remaining, rpc(channel, request)).await {
             Ok(result) => result,
             Err(_) => Err(Status::deadline_exceeded(format!(
@@ -185,6 +265,14 @@ impl Client {
         let channel = endpoint.connect_lazy();
         self.channels.insert(addr.to_owned(), channel.clone());
         Ok(channel)
+    }
+
+    /// An `Unauthenticated` answer, with a hint when the cause is that no token was given.
+    fn unauthenticated(&self, status: &Status) -> String {
+        match self.authorization {
+            Some(_) => describe(status),
+            None => format!("{} (pass --token or set SIGIL_TOKEN)", describe(status)),
+        }
     }
 
     fn point_at(&mut self, leader: String) {
@@ -210,6 +298,11 @@ impl Backoff {
         self.next = (self.next * 2).min(MAX_BACKOFF);
         pause
     }
+}
+
+/// Wraps `--token` without checking it; [`Token::header`] checks it without quoting it.
+fn token_arg(text: &str) -> Result<Token, Infallible> {
+    Ok(Token(text.to_owned()))
 }
 
 fn endpoint(addr: &str, remaining: Duration) -> anyhow::Result<Endpoint> {
@@ -404,5 +497,92 @@ mod tests {
             "both addresses were tried: {} attempts",
             targets.len()
         );
+    }
+
+    #[tokio::test]
+    async fn the_token_is_sent_with_every_attempt_including_retries() {
+        let token = Token::new("7d9c4a4e-36d2-4a53-9b8f-1f2f0a6c1e55");
+        let mut client = Client::new(&["127.0.0.1:9".into()], Duration::from_secs(5))
+            .expect("valid address")
+            .with_token(Some(&token))
+            .expect("a UUID is a valid token");
+        let mut headers = Vec::new();
+        let result = client
+            .call((), |_channel, request: Request<()>| {
+                let header = request.metadata().get(AUTHORIZATION).cloned();
+                headers.push(header.map(|v| v.to_str().unwrap_or_default().to_owned()));
+                let answer = if headers.len() < 2 {
+                    Err(Status::unavailable("leadership moved"))
+                } else {
+                    Ok(Response::new(()))
+                };
+                async move { answer }
+            })
+            .await;
+        result.expect("the retry succeeds");
+        let expected = Some("Bearer 7d9c4a4e-36d2-4a53-9b8f-1f2f0a6c1e55".to_owned());
+        assert_eq!(
+            headers,
+            [expected.clone(), expected],
+            "the first attempt and the retry both carry the bearer token"
+        );
+    }
+
+    #[tokio::test]
+    async fn refused_credentials_are_final_and_reported_by_code() {
+        let cases = [
+            (
+                Status::permission_denied("needs submit-job"),
+                None,
+                "PermissionDenied: ",
+            ),
+            (
+                Status::unauthenticated("no token"),
+                None,
+                "Unauthenticated: no token (pass --token or set SIGIL_TOKEN)",
+            ),
+            (
+                Status::unauthenticated("unknown token"),
+                Some(Token::new("b1946ac9-2d3b-4c52-8f36-6c8e1b2f3a4d")),
+                "Unauthenticated: unknown token",
+            ),
+        ];
+        for (status, token, expected) in cases {
+            let mut client = Client::new(&["127.0.0.1:9".into()], Duration::from_secs(5))
+                .expect("valid address")
+                .with_token(token.as_ref())
+                .expect("valid token");
+            let mut calls = 0;
+            let err = client
+                .call((), |_, _| {
+                    calls += 1;
+                    let status = status.clone();
+                    async move { Err::<Response<()>, _>(status) }
+                })
+                .await
+                .expect_err("refused credentials end the call");
+            let text = err.to_string();
+            assert!(text.starts_with(expected), "{expected:?} starts {text:?}");
+            assert_eq!(calls, 1, "{:?} is not retried", status.code());
+        }
+    }
+
+    #[test]
+    fn tokens_are_never_shown_and_bad_ones_are_refused_without_quoting_them() {
+        let token = Token::new("s3cr3t-value");
+        assert_eq!(
+            format!("{token:?}"),
+            "Token(redacted)",
+            "Debug hides the token"
+        );
+        let header = token.header().expect("ASCII is a valid header");
+        assert!(header.is_sensitive(), "the header is marked sensitive");
+
+        let err = Token::new("  ").header().expect_err("empty");
+        assert!(err.to_string().contains("empty"), "{err}");
+        let err = Token::new("s3cr3t\nvalue").header().expect_err("a newline");
+        let text = err.to_string();
+        assert!(text.contains("--token"), "the flag is named: {text}");
+        assert!(!text.contains("s3cr3t"), "the token is not quoted: {text}");
     }
 }

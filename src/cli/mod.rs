@@ -1,6 +1,7 @@
 //! The command line: the top-level `sigil` parser and the dispatch to one module per command
 //! group. `main` parses with [`Cli`] and calls [`run`].
 
+mod acl;
 mod agent;
 mod bench;
 mod client;
@@ -39,6 +40,8 @@ pub enum Command {
     Operator(operator::OperatorArgs),
     /// Measure plan throughput and latency of a running cluster, or of a local one.
     Bench(bench::BenchArgs),
+    /// ACL policies and tokens: bootstrap, apply, create, inspect, authorize.
+    Acl(acl::AclArgs),
 }
 
 impl Command {
@@ -64,6 +67,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keyring(args) => keyring::run(args).await,
         Command::Operator(args) => operator::run(args).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Acl(args) => acl::run(args).await,
     }
 }
 
@@ -110,6 +114,38 @@ mod tests {
             args.client.timeout,
             std::time::Duration::from_secs(3),
             "--timeout is a humantime duration"
+        );
+    }
+
+    #[test]
+    fn the_token_flag_reaches_nested_acl_commands_and_is_never_shown() {
+        let cli = Cli::try_parse_from([
+            "sigil",
+            "acl",
+            "policy",
+            "list",
+            "--token",
+            "5f0e1f0c-4f7b-4a34-bd7e-7a6c0c7f2d11",
+        ])
+        .expect("--token is accepted after a nested subcommand");
+        let shown = format!("{cli:?}");
+        assert!(
+            shown.contains("Token(redacted)"),
+            "the token was parsed: {shown}"
+        );
+        assert!(
+            !shown.contains("5f0e1f0c"),
+            "a printed command line hides the token: {shown}"
+        );
+        let Command::Acl(args) = cli.command else {
+            panic!("parsed as another command: {cli:?}");
+        };
+        let client = args.client.connect().expect("a UUID token is accepted");
+        let header = client.authorization().expect("the token is sent");
+        assert_eq!(
+            header.to_str().ok(),
+            Some("Bearer 5f0e1f0c-4f7b-4a34-bd7e-7a6c0c7f2d11"),
+            "as a bearer token"
         );
     }
 }
