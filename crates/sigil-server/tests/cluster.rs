@@ -735,3 +735,84 @@ async fn leadership_moves_on_request_and_a_removed_peer_leaves_the_membership() 
     assert_eq!(after.allocations.len(), 1, "two voters still commit");
     cluster.shutdown().await;
 }
+
+/// Renewing a named identity through a follower is signed by the leader, committed before it is
+/// returned, replaces the stored token, and verifies everywhere; an unknown identity is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewed_identity_is_signed_by_the_leader_and_replaces_the_stored_token() {
+    let cluster = Cluster::start(3).await;
+    let leader = cluster.leader().await;
+    let follower = cluster.follower().await;
+    let placed = submit(&cluster, follower, &plan("renew", 1)).await;
+    let alloc = &placed.allocations[0];
+
+    let request = sigil_proto::v1::SignRequest {
+        allocation_id: alloc.id.clone(),
+        workload: "nginx".into(),
+        identity: "vault_default".into(),
+    };
+    let renewed = cluster
+        .identities(follower)
+        .await
+        .sign(request)
+        .await
+        .expect("renewal");
+    let renewed = renewed.into_inner();
+    let token = renewed.identity.expect("a token").jwt;
+    assert!(
+        renewed.log_index > placed.log_index,
+        "the renewal committed after the plan"
+    );
+    let leader_key = cluster
+        .server(leader)
+        .ctx
+        .keys
+        .view()
+        .active
+        .expect("signer")
+        .key_id();
+    assert_eq!(
+        kid(&token),
+        leader_key.to_string(),
+        "signed with the leader's active key"
+    );
+
+    let claims = verify_independently(&token, &cluster.jwks(follower).await);
+    assert_eq!(
+        claims["sub"], "global:default:web:frontend:nginx:vault_default",
+        "same subject"
+    );
+    assert_eq!(claims["aud"], "vault.io", "same audience");
+    eventually(
+        "every server to store the renewed token",
+        DEADLINE,
+        || async {
+            let alloc_id = alloc.id.parse().expect("an alloc id");
+            let stored = cluster.running().all(|id| {
+                let state = cluster.server(id).state().read();
+                let alloc = state.state.alloc(&alloc_id).expect("the allocation");
+                alloc.identities.iter().any(|i| i.jwt == token)
+            });
+            stored.then_some(())
+        },
+    )
+    .await;
+
+    let unknown = sigil_proto::v1::SignRequest {
+        allocation_id: alloc.id.clone(),
+        workload: "nginx".into(),
+        identity: "nope".into(),
+    };
+    let status = cluster
+        .identities(follower)
+        .await
+        .sign(unknown)
+        .await
+        .expect_err("unknown");
+    assert_eq!(
+        status.code(),
+        tonic::Code::NotFound,
+        "unknown identity: {status:?}"
+    );
+    cluster.shutdown().await;
+}
