@@ -105,9 +105,12 @@ fn rotate_request(now: bool, prepublish: Option<Duration>) -> anyhow::Result<Rot
         Some(d) => d.as_secs(),
         None => 0,
     };
+    // One id for every attempt of this command: a retry after a timeout or a leader change
+    // then answers the key the first attempt created instead of rotating twice.
     Ok(RotateKeyRequest {
         now,
         prepublish_seconds,
+        request_id: uuid::Uuid::new_v4().to_string(),
     })
 }
 

@@ -95,9 +95,28 @@ impl KeyringService for KeyringSvc {
             let reason = "set exactly one of `now` or `prepublish_seconds`";
             return Err(ServiceError::invalid("now", reason).into());
         }
+        let request_id = (!req.request_id.is_empty()).then(|| req.request_id.clone());
+        if let Some(id) = &request_id {
+            check_request_id(id)?;
+        }
         if let Route::Forward(channel) = self.ctx.route(&request)? {
             let call = |ch, req| async move { KeyringServiceClient::new(ch).rotate(req).await };
             return self.ctx.forward(channel, request, call).await;
+        }
+
+        // A retry of a rotation that already applied answers its key instead of rotating again.
+        if let Some(id) = &request_id {
+            let applied = self.ctx.state.read();
+            let first = applied
+                .state
+                .rotation(id)
+                .and_then(|k| applied.state.keyring().get(&k));
+            if let Some(key) = first {
+                return Ok(Response::new(RotateKeyResponse {
+                    key: Some(convert::key_meta_to_proto(&key.meta)),
+                    log_index: applied.last_applied.map_or(0, |l| l.index),
+                }));
+            }
         }
 
         let now = now_ms();
@@ -108,7 +127,7 @@ impl KeyringService for KeyringSvc {
             RootKeyMeta::new_prepublished(KeyId::random(), now, publish)
         };
         let deadline = caller_deadline(&request);
-        let make = |key| Command::RotateKey { key };
+        let make = |key| Command::RotateKey { key, request_id };
         let (meta, log_index) =
             propose_new_key(&self.ctx, self.kek.as_deref(), meta, make, deadline).await?;
         tracing::info!(key_id = %meta.key_id, state = %meta.state, log_index, "key rotated");
@@ -209,9 +228,24 @@ async fn leader_duties(ctx: &Ctx, kek: Option<&Kek>) -> ServiceResult<()> {
     }
     if let Some(publish_time_ms) = prepublish {
         let meta = RootKeyMeta::new_prepublished(KeyId::random(), now, publish_time_ms);
-        let make = |key| Command::RotateKey { key };
+        let make = |key| Command::RotateKey {
+            key,
+            request_id: None,
+        };
         let (meta, index) = propose_new_key(ctx, kek, meta, make, deadline).await?;
         tracing::info!(key_id = %meta.key_id, publish_time_ms, log_index = index, "next key prepublished");
     }
     Ok(())
+}
+
+fn check_request_id(id: &str) -> ServiceResult<()> {
+    let ok = id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+    if ok {
+        return Ok(());
+    }
+    let reason = "must be at most 128 letters, digits, '-', '_', '.' or ':'";
+    Err(ServiceError::invalid("request_id", reason))
 }

@@ -234,7 +234,7 @@ async fn rotate_now_is_published_everywhere_and_signs_the_next_plan() {
         .await
         .rotate(RotateKeyRequest {
             now: true,
-            prepublish_seconds: 0,
+            ..Default::default()
         })
         .await
         .expect("rotation through a follower")
@@ -286,8 +286,8 @@ async fn a_prepublished_key_is_published_first_and_activated_when_due() {
         .keyring(leader)
         .await
         .rotate(RotateKeyRequest {
-            now: false,
             prepublish_seconds: 2,
+            ..Default::default()
         })
         .await
         .expect("prepublish")
@@ -813,6 +813,74 @@ async fn a_renewed_identity_is_signed_by_the_leader_and_replaces_the_stored_toke
         status.code(),
         tonic::Code::NotFound,
         "unknown identity: {status:?}"
+    );
+    cluster.shutdown().await;
+}
+
+/// A rotation retried with the same request id, even through another server, answers the key
+/// the first attempt created: the keyring gains one key, not two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_rotation_creates_one_key() {
+    let cluster = Cluster::start(3).await;
+    let leader = cluster.leader().await;
+    let follower = cluster.follower().await;
+    let request = RotateKeyRequest {
+        now: true,
+        request_id: "rotate-once".into(),
+        ..Default::default()
+    };
+
+    let first = cluster
+        .keyring(follower)
+        .await
+        .rotate(request.clone())
+        .await
+        .expect("rotate");
+    let retry = cluster
+        .keyring(leader)
+        .await
+        .rotate(request)
+        .await
+        .expect("retry");
+
+    let first = first.into_inner().key.expect("a key").key_id;
+    assert_eq!(
+        retry.into_inner().key.expect("a key").key_id,
+        first,
+        "the same key answers"
+    );
+    let keys = cluster
+        .keyring(leader)
+        .await
+        .list(ListKeysRequest {})
+        .await
+        .expect("list");
+    assert_eq!(
+        keys.into_inner().keys.len(),
+        2,
+        "the first key and one rotation, not two"
+    );
+    assert_eq!(
+        active_key(&cluster, leader).await,
+        first,
+        "the rotated key is active"
+    );
+
+    let bad = RotateKeyRequest {
+        now: true,
+        request_id: "not valid!".into(),
+        ..Default::default()
+    };
+    let status = cluster
+        .keyring(leader)
+        .await
+        .rotate(bad)
+        .await
+        .expect_err("bad request id");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().starts_with("request_id"),
+        "names the field: {status:?}"
     );
     cluster.shutdown().await;
 }

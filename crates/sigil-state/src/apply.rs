@@ -28,7 +28,9 @@ impl SigilState {
     pub fn apply(&mut self, at: EntryPosition, command: &Command) -> CommandResponse {
         let result = match command {
             Command::InitKeyring { key } => self.apply_init_keyring(key),
-            Command::RotateKey { key } => self.apply_rotate_key(key),
+            Command::RotateKey { key, request_id } => {
+                self.apply_client_rotation(key, request_id.as_deref())
+            }
             Command::PromoteKey { key_id } => {
                 self.apply_keyring_change(|k| k.promote(*key_id).map(|_| CommandResponse::Applied))
             }
@@ -56,6 +58,34 @@ impl SigilState {
             return Err(Rejection::new(RejectionKind::Aborted, message));
         }
         self.apply_rotate_key(key)
+    }
+
+    fn apply_client_rotation(
+        &mut self,
+        key: &RootKey,
+        request_id: Option<&str>,
+    ) -> Result<CommandResponse, Rejection> {
+        let Some(request_id) = request_id else {
+            return self.apply_rotate_key(key);
+        };
+        if let Some(first) = self.rotations.get(request_id) {
+            let meta = self
+                .keyring
+                .get(first)
+                .map(|k| k.meta.clone())
+                .ok_or_else(|| {
+                    let message =
+                        format!("rotation {request_id} created key {first}, since removed");
+                    Rejection::new(RejectionKind::NotFound, message)
+                })?;
+            return Ok(CommandResponse::Key(meta));
+        }
+        let response = self.apply_rotate_key(key)?;
+        self.rotations
+            .insert(request_id.to_owned(), key.meta.key_id);
+        self.dirty
+            .insert(RecordKey::Rotation(request_id.to_owned()));
+        Ok(response)
     }
 
     fn apply_rotate_key(&mut self, key: &RootKey) -> Result<CommandResponse, Rejection> {

@@ -26,6 +26,8 @@ pub enum RecordKey {
     AclToken(uuid::Uuid),
     /// The ACL bootstrap marker.
     AclBootstrap,
+    /// A client-identified rotation and the key it created.
+    Rotation(String),
 }
 
 /// A record that cannot be decoded: the store is corrupt or from an incompatible version.
@@ -51,6 +53,7 @@ const PLAN: &str = "plan/";
 const ACL_POLICY: &str = "acl-policy/";
 const ACL_TOKEN: &str = "acl-token/";
 const ACL_BOOTSTRAP: &str = "acl-bootstrap";
+const ROTATION: &str = "rotation/";
 
 impl RecordKey {
     /// The key as stored.
@@ -63,6 +66,7 @@ impl RecordKey {
             Self::AclPolicy(name) => format!("{ACL_POLICY}{name}"),
             Self::AclToken(id) => format!("{ACL_TOKEN}{id}"),
             Self::AclBootstrap => ACL_BOOTSTRAP.to_owned(),
+            Self::Rotation(id) => format!("{ROTATION}{id}"),
         }
     }
 }
@@ -78,6 +82,7 @@ impl SigilState {
             RecordKey::AclPolicy(name) => serde_json::to_vec(self.acl_policies.get(name)?),
             RecordKey::AclToken(id) => serde_json::to_vec(self.acl_tokens.get(id)?),
             RecordKey::AclBootstrap => serde_json::to_vec(self.acl_bootstrap.as_ref()?),
+            RecordKey::Rotation(id) => serde_json::to_vec(self.rotations.get(id)?),
         };
         Some(value.expect("state records always serialize"))
     }
@@ -115,6 +120,9 @@ impl SigilState {
                     .token_hashes
                     .insert(token.secret_hash.clone(), token.accessor_id);
                 state.acl_tokens.insert(token.accessor_id, token);
+            } else if let Some(id) = key.strip_prefix(ROTATION) {
+                let key_id = serde_json::from_slice(value).map_err(corrupt)?;
+                state.rotations.insert(id.to_owned(), key_id);
             } else if key == ACL_BOOTSTRAP {
                 let record: AclBootstrap = serde_json::from_slice(value).map_err(corrupt)?;
                 state.acl_bootstrap = Some(record);
@@ -133,6 +141,7 @@ impl SigilState {
         keys.extend(self.plans.keys().cloned().map(RecordKey::Plan));
         keys.extend(self.acl_policies.keys().cloned().map(RecordKey::AclPolicy));
         keys.extend(self.acl_tokens.keys().copied().map(RecordKey::AclToken));
+        keys.extend(self.rotations.keys().cloned().map(RecordKey::Rotation));
         if self.acl_bootstrap.is_some() {
             keys.push(RecordKey::AclBootstrap);
         }

@@ -17,6 +17,8 @@ pub struct SigilState {
     pub(crate) jobs: BTreeMap<String, Job>,
     pub(crate) allocs: BTreeMap<AllocId, Allocation>,
     pub(crate) plans: BTreeMap<PlanId, PlanRecord>,
+    /// Key ids of client-identified rotations, so a retried rotation creates no second key.
+    pub(crate) rotations: BTreeMap<String, KeyId>,
     /// ACL policies by name.
     #[serde(default)]
     pub(crate) acl_policies: BTreeMap<String, AclPolicy>,
@@ -59,6 +61,11 @@ impl SigilState {
     /// The replicated keyring (wrapped keys and their states).
     pub fn keyring(&self) -> &Keyring {
         &self.keyring
+    }
+
+    /// The key a rotation with client id `request_id` created, if that rotation applied.
+    pub fn rotation(&self, request_id: &str) -> Option<KeyId> {
+        self.rotations.get(request_id).copied()
     }
 
     /// An allocation by id.

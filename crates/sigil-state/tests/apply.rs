@@ -192,7 +192,13 @@ fn a_key_that_signed_a_live_allocation_is_not_removed_without_force() {
         &Kek::generate(),
         RootKeyMeta::new_active(KeyId::random(), 3_000),
     );
-    state.apply(AT, &Command::RotateKey { key: new });
+    state.apply(
+        AT,
+        &Command::RotateKey {
+            key: new,
+            request_id: None,
+        },
+    );
 
     let refused = state.apply(
         AT,

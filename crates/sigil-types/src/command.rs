@@ -27,6 +27,10 @@ pub enum Command {
     RotateKey {
         /// The wrapped key, in state `active` or `prepublished`.
         key: RootKey,
+        /// The client's id for this rotation; a second entry with the same id applies as a
+        /// no-op answering the first key.
+        #[serde(default)]
+        request_id: Option<String>,
     },
     /// Activate a prepublished key whose publish time has come.
     PromoteKey {
@@ -158,7 +162,7 @@ impl fmt::Display for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::InitKeyring { key } => write!(f, "InitKeyring({})", key.meta.key_id),
-            Self::RotateKey { key } => {
+            Self::RotateKey { key, .. } => {
                 write!(f, "RotateKey({}, {})", key.meta.key_id, key.meta.state)
             }
             Self::PromoteKey { key_id } => write!(f, "PromoteKey({key_id})"),
