@@ -6,16 +6,16 @@
 //! deadline; the dev process is killed when the test ends, and its data directory lives in the
 //! test's temporary directory.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use common::{DEADLINE, run_sigil};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
-
-/// The longest any step of the test may take.
-const DEADLINE: Duration = Duration::from_secs(60);
 
 /// A `sigil dev` process and what its banner said.
 /// Dropping it kills the process, then removes the directory; a failing test prints the log.
@@ -73,19 +73,7 @@ impl Dev {
 
     /// Runs `sigil` with `args` against this cluster with `token` (or none).
     async fn run(&self, args: &[&str], token: Option<&str>) -> Output {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_sigil"));
-        command
-            .args(args)
-            .env("SIGIL_ADDR", &self.addresses)
-            .kill_on_drop(true);
-        match token {
-            Some(token) => command.env("SIGIL_TOKEN", token),
-            None => command.env_remove("SIGIL_TOKEN"),
-        };
-        tokio::time::timeout(DEADLINE, command.output())
-            .await
-            .unwrap_or_else(|_| panic!("sigil {args:?} did not finish within {DEADLINE:?}"))
-            .expect("run the sigil CLI")
+        run_sigil(args, token, Some(&self.addresses)).await
     }
 
     /// Runs `sigil` and returns its JSON output, failing the test when it fails.

@@ -6,13 +6,15 @@
 //! Everything runs on 127.0.0.1. Every wait polls a condition until a deadline; every agent is
 //! killed when the test ends, pass or fail, and a failing test prints the agents' logs.
 
+mod common;
+
 use std::fs::File;
-use std::future::Future;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{DEADLINE, run_sigil};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
@@ -20,12 +22,9 @@ use sigil_keyring::Kek;
 use sigil_proto::v1::keyring_service_client::KeyringServiceClient;
 use sigil_proto::v1::plan_service_client::PlanServiceClient;
 use sigil_proto::v1::{ListKeysRequest, SubmitPlanRequest, SubmitPlanResponse};
-use sigil_testkit::authorized;
+use sigil_testkit::{authorized, eventually};
 use sigil_types::Plan;
 use tonic::Code;
-
-/// The longest any phase of the test may take.
-const DEADLINE: Duration = Duration::from_secs(60);
 
 /// How often conditions are polled.
 const POLL: Duration = Duration::from_millis(100);
@@ -203,9 +202,10 @@ async fn a_killed_leader_is_replaced_and_every_token_still_verifies_independentl
     // Phase 2: the CLI bootstraps the ACL system; without a token a plan is refused.
     let every = [1, 2, 3].map(|id| cluster.agent(id).grpc.clone()).join(",");
     let token = bootstrap_with_cli(&every).await;
-    let me = run_cli(
+    let me = run_sigil(
         &["acl", "token", "self", "--json", "--address", &every],
         Some(&token),
+        None,
     )
     .await;
     let me: Value = serde_json::from_slice(&me.stdout).expect("acl token self prints JSON");
@@ -216,7 +216,12 @@ async fn a_killed_leader_is_replaced_and_every_token_still_verifies_independentl
     let plan_file = cluster.dir.path().join("plan.json");
     std::fs::write(&plan_file, EXAMPLE_PLAN).expect("write the plan file");
     let plan_path = plan_file.to_str().expect("a UTF-8 path");
-    let refused = run_cli(&["plan", "submit", "--address", &every, plan_path], None).await;
+    let refused = run_sigil(
+        &["plan", "submit", "--address", &every, plan_path],
+        None,
+        None,
+    )
+    .await;
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(
         !refused.status.success(),
@@ -387,6 +392,7 @@ async fn submit_with_retry(
     let endpoint = format!("http://{addr}");
     eventually(
         &format!("plan {} applied via {addr}", plan.plan_id),
+        DEADLINE,
         || async {
             let mut client = PlanServiceClient::connect(endpoint.clone()).await.ok()?;
             let mut request = authorized(plan.clone(), token);
@@ -413,7 +419,7 @@ async fn bootstrap_with_cli(addresses: &str) -> String {
         "--address",
         addresses,
     ];
-    let output = run_cli(&args, None).await;
+    let output = run_sigil(&args, None, None).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
@@ -441,7 +447,7 @@ async fn submit_with_cli(plan_file: &str, addresses: &str, token: &str, plan_id:
         addresses,
         plan_file,
     ];
-    let output = run_cli(&args, Some(token)).await;
+    let output = run_sigil(&args, Some(token), None).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
@@ -453,24 +459,6 @@ async fn submit_with_cli(plan_file: &str, addresses: &str, token: &str, plan_id:
     );
     serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|e| panic!("sigil plan submit printed no JSON ({e}); stderr: {stderr}"))
-}
-
-/// Runs the `sigil` CLI with `SIGIL_TOKEN` set to `token` (or unset) and no `SIGIL_ADDR`, and
-/// returns its output, failing the test when it runs past the deadline.
-async fn run_cli(args: &[&str], token: Option<&str>) -> Output {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_sigil"));
-    command
-        .args(args)
-        .env_remove("SIGIL_ADDR")
-        .kill_on_drop(true);
-    match token {
-        Some(token) => command.env("SIGIL_TOKEN", token),
-        None => command.env_remove("SIGIL_TOKEN"),
-    };
-    tokio::time::timeout(DEADLINE, command.output())
-        .await
-        .unwrap_or_else(|_| panic!("sigil {args:?} did not finish within {DEADLINE:?}"))
-        .expect("run the sigil CLI")
 }
 
 /// The id of the active key as a server lists it.
@@ -501,25 +489,6 @@ async fn ready_leader(http: &reqwest::Client, addr: &str) -> Option<u64> {
     }
     let health: Value = response.json().await.ok()?;
     health["leader_id"].as_u64()
-}
-
-/// Polls `check` until it returns `Some`, failing the test at the deadline.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {DEADLINE:?} waiting for {what}"
-        );
-        tokio::time::sleep(POLL).await;
-    }
 }
 
 fn spawn_agent(dir: &Path, agent: &Agent, kek: &str) -> Child {
