@@ -179,15 +179,14 @@ async fn open_storage(config: &ServerConfig) -> Result<sled::Db, StartError> {
         source,
     };
     std::fs::create_dir_all(&config.data_dir).map_err(storage_err)?;
+    let locked = |err: &std::io::Error| {
+        err.kind() == std::io::ErrorKind::WouldBlock || err.to_string().contains("lock")
+    };
     let mut attempt = 0;
     loop {
         match sigil_raft::open_db(&path) {
             Ok(db) => return Ok(db),
-            Err(err) if attempt < 50 && err.kind() == std::io::ErrorKind::WouldBlock => {
-                attempt += 1;
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(err) if attempt < 50 && err.to_string().contains("lock") => {
+            Err(err) if attempt < 50 && locked(&err) => {
                 attempt += 1;
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
